@@ -27,6 +27,14 @@ _VERSION_CHECK = re.compile(
 )
 
 
+def is_repeated(field) -> bool:
+    """Whether a FieldDescriptor is repeated (protobuf 7 removed `label`; 4.x lacks `is_repeated`)."""
+    flag = getattr(field, "is_repeated", None)
+    if flag is not None:
+        return bool(flag)
+    return field.label == field.LABEL_REPEATED
+
+
 def run_protoc(args: list[str]) -> None:
     """Run protoc from grpcio-tools with the schema folder on the include path."""
     try:

@@ -1,0 +1,215 @@
+"""Reading and writing Caffe files: text (.prototxt nets and solvers) and binary (.caffemodel,
+.binaryproto, .solverstate).
+
+Every read names the file in its errors (text: path:line:column and the offending field;
+binary: path and byte offset); nets and solvers are upgraded from old formats once, here
+(see upgrade.py). Every write goes to a temporary name in the target folder and is renamed
+when complete, so an interrupted write never leaves a half file that looks whole.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError, Message
+
+from . import caffe_pb2
+from .errors import PrototxtError
+from .upgrade import upgrade_net, upgrade_solver
+from .wire import find_fault
+
+M = TypeVar("M", bound=Message)
+PathLike = str | os.PathLike
+
+BINARY_SUFFIXES = {".caffemodel", ".binaryproto", ".solverstate", ".pb"}
+_POS = re.compile(r"^(\d+):(\d+) : ")
+_FIELD = re.compile(r'field named "([^"]+)"')
+
+
+# ---------------------------------------------------------------- text
+
+def parse_text(text: str, message: M, path: PathLike | None = None) -> M:
+    """Merge protobuf text `text` into `message`; errors carry path:line:column."""
+    try:
+        text_format.Merge(text, message)
+    except text_format.ParseError as exc:
+        raw = str(exc)
+        line, col = exc.GetLine(), exc.GetColumn()
+        match = _POS.match(raw)
+        if match:
+            raw = raw[match.end():]
+            line, col = int(match.group(1)), int(match.group(2))
+        field = _offending_field(raw) or _field_before(text, line, col)
+        type_name = message.DESCRIPTOR.name
+        raise PrototxtError(f"not a valid {type_name}: {raw}", path, line=line, column=col,
+                            field=field) from None
+    return message
+
+
+def _offending_field(text: str) -> str | None:
+    match = _FIELD.search(text)
+    if not match:
+        return None
+    return match.group(1)
+
+
+def _field_before(text: str, line: int | None, col: int | None) -> str | None:
+    """The field name just before line:col in `text` (where the parser stopped)."""
+    lines = text.splitlines()
+    if not line or not col or line > len(lines):
+        return None
+    match = re.search(r"(\w+)\s*:?\s*[^:{}]*$", lines[line - 1][: col - 1])
+    return match.group(1) if match else None
+
+
+def read_text(path: PathLike, message: M) -> M:
+    """Parse the text file at `path` into `message` (no upgrade)."""
+    return parse_text(_read(path).decode("utf-8", errors="replace"), message, path)
+
+
+def format_text(message: Message) -> str:
+    """Caffe-style protobuf text (fields in number order, as Caffe and DIGITS print)."""
+    return text_format.MessageToString(message)
+
+
+# ---------------------------------------------------------------- binary
+
+def parse_binary(data: bytes, message: M, path: PathLike | None = None) -> M:
+    """Parse serialized protobuf `data` into `message`; errors carry the path and byte offset."""
+    try:
+        message.ParseFromString(data)
+    except DecodeError as exc:
+        fault = find_fault(data, message.DESCRIPTOR)
+        type_name = message.DESCRIPTOR.name
+        if fault is None:
+            raise PrototxtError(f"not a valid {type_name}: {exc}", path) from None
+        raise PrototxtError(f"not a valid {type_name}: field {fault.field}: {fault.reason}", path,
+                            offset=fault.offset, field=fault.field) from None
+    return message
+
+
+def read_binary(path: PathLike, message: M) -> M:
+    """Parse the binary protobuf file at `path` into `message` (no upgrade)."""
+    data = _read(path)
+    if not data:
+        raise PrototxtError(f"the file is empty; expected a binary {message.DESCRIPTOR.name}", path)
+    return parse_binary(data, message, path)
+
+
+def _is_binary(path: PathLike, data: bytes) -> bool:
+    if Path(path).suffix.lower() in BINARY_SUFFIXES:
+        return True
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\x00" in data[:65536]
+
+
+# ---------------------------------------------------------------- typed readers
+
+def read_net(path: PathLike, upgrade: bool = True) -> caffe_pb2.NetParameter:
+    """A net from a .prototxt (text) or a .caffemodel (binary), upgraded to the current format."""
+    data = _read(path)
+    net = caffe_pb2.NetParameter()
+    if _is_binary(path, data):
+        if not data:
+            raise PrototxtError("the file is empty; expected a binary NetParameter", path)
+        parse_binary(data, net, path)
+    else:
+        parse_text(data.decode("utf-8"), net, path)
+    if upgrade:
+        upgrade_net(net, str(path))
+    return net
+
+
+def read_caffemodel(path: PathLike, upgrade: bool = True) -> caffe_pb2.NetParameter:
+    """Trained weights: a binary NetParameter whose layers carry `blobs` (V1 files upgraded)."""
+    net = read_binary(path, caffe_pb2.NetParameter())
+    if upgrade:
+        upgrade_net(net, str(path))
+    return net
+
+
+def read_solver(path: PathLike, upgrade: bool = True) -> caffe_pb2.SolverParameter:
+    """A solver .prototxt, with `solver_type` upgraded to `type`."""
+    solver = read_text(path, caffe_pb2.SolverParameter())
+    if upgrade:
+        upgrade_solver(solver, str(path))
+    return solver
+
+
+def read_blob(path: PathLike) -> caffe_pb2.BlobProto:
+    """A .binaryproto blob (e.g. mean.binaryproto); its data must fill its shape."""
+    blob = read_binary(path, caffe_pb2.BlobProto())
+    want = blob_count(blob)
+    have = len(blob.data) or len(blob.double_data)
+    if want != have:
+        raise PrototxtError(f"the blob's shape {blob_shape(blob)} needs {want} values but the file "
+                            f"holds {have} (truncated?)", path, field="data")
+    return blob
+
+
+def read_solverstate(path: PathLike) -> caffe_pb2.SolverState:
+    """A .solverstate (iteration, learned net file, solver history blobs)."""
+    return read_binary(path, caffe_pb2.SolverState())
+
+
+def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
+    """The blob's shape: `shape.dim`, else the legacy num/channels/height/width."""
+    if blob.HasField("shape"):
+        return tuple(blob.shape.dim)
+    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
+        return (blob.num, blob.channels, blob.height, blob.width)
+    return (len(blob.data) or len(blob.double_data),)
+
+
+def blob_count(blob: caffe_pb2.BlobProto) -> int:
+    count = 1
+    for dim in blob_shape(blob):
+        count *= dim
+    return count
+
+
+# ---------------------------------------------------------------- writing
+
+def write_text(message: Message, path: PathLike) -> Path:
+    """Write `message` as protobuf text, atomically."""
+    return atomic_write(path, format_text(message).encode("utf-8"))
+
+
+def write_binary(message: Message, path: PathLike) -> Path:
+    """Write `message` serialized, atomically."""
+    return atomic_write(path, message.SerializeToString())
+
+
+def atomic_write(path: PathLike, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file in the same folder, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read(path: PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PrototxtError("no such file", path) from None
+    except IsADirectoryError:
+        raise PrototxtError("is a folder, not a file", path) from None
+    except OSError as exc:
+        raise PrototxtError(f"cannot read: {exc.strerror}", path) from None

@@ -1,0 +1,137 @@
+"""Reading and writing Caffe files: every reference file reads; errors say where; writes are atomic."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from prototxt import caffe_pb2, io
+from prototxt.errors import PrototxtError
+
+
+def _net_with_blobs(rng) -> caffe_pb2.NetParameter:
+    net = caffe_pb2.NetParameter(name="tiny")
+    layer = net.layer.add(name="conv1", type="Convolution", bottom=["data"], top=["conv1"])
+    for shape in ((5, 3, 7, 4), (5,)):
+        blob = layer.blobs.add()
+        blob.shape.dim.extend(shape)
+        blob.data.extend(rng.standard_normal(int(np.prod(shape))).astype(np.float32).tolist())
+    return net
+
+
+def test_every_reference_file_reads(reference_dir):
+    files = sorted(reference_dir.glob("*/*.prototxt"))
+    assert len(files) >= 7
+    for path in files:
+        if path.name == "solver.prototxt":
+            assert io.read_solver(path).type == "SGD"  # written as solver_type: SGD, upgraded
+        else:
+            assert len(io.read_net(path).layer) > 10, path
+
+
+def test_seed_mean_blob(seed_job):
+    blob = io.read_blob(seed_job / "mean.binaryproto")
+    assert io.blob_shape(blob) == (1, 3, 256, 256)
+    data = np.asarray(blob.data, dtype=np.float32)
+    assert np.all(data == np.round(data)) and 0 <= data.min() and data.max() <= 255  # DIGITS rounds
+
+
+def test_text_round_trip(tmp_path, seed_job):
+    net = io.read_net(seed_job / "train_val.prototxt")
+    out = io.write_text(net, tmp_path / "sub" / "copy.prototxt")
+    assert io.read_net(out) == net
+
+
+def test_binary_round_trip_and_detection(tmp_path, rng):
+    net = _net_with_blobs(rng)
+    path = io.write_binary(net, tmp_path / "w.caffemodel")
+    assert io.read_caffemodel(path) == net
+    # read_net tells binary from text by content too, not only by suffix
+    other = io.write_binary(net, tmp_path / "weights.bin")
+    assert io.read_net(other) == net
+
+
+def test_typo_reports_path_line_column_and_field(tmp_path):
+    path = tmp_path / "bad.prototxt"
+    path.write_text('name: "x"\nlayer {\n  nmae: "conv1"\n  type: "Convolution"\n}\n')
+    with pytest.raises(PrototxtError) as info:
+        io.read_net(path)
+    err = info.value
+    assert (err.path, err.line, err.column, err.field) == (str(path), 3, 3, "nmae")
+    assert str(err).startswith(f"{path}:3:3: ")
+
+
+def test_bad_enum_value_names_the_field(tmp_path):
+    path = tmp_path / "bad.prototxt"
+    path.write_text('layer {\n  name: "p"\n  type: "Pooling"\n  pooling_param {\n    pool: MEAN\n  }\n}\n')
+    with pytest.raises(PrototxtError) as info:
+        io.read_net(path)
+    assert (info.value.line, info.value.field) == (5, "pool")
+    assert "MEAN" in str(info.value)
+
+
+def test_unknown_layer_type_is_kept(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_text('layer { name: "w" type: "MyWeirdLayer" bottom: "a" top: "b" }')
+    assert io.read_net(path).layer[0].type == "MyWeirdLayer"
+
+
+@pytest.mark.parametrize("cut", [9, 120, 0.5])
+def test_truncated_caffemodel_reports_offset(tmp_path, rng, cut):
+    data = _net_with_blobs(rng).SerializeToString()
+    n = int(len(data) * cut) if isinstance(cut, float) else cut
+    path = tmp_path / "cut.caffemodel"
+    path.write_bytes(data[:n])
+    with pytest.raises(PrototxtError) as info:
+        io.read_caffemodel(path)
+    err = info.value
+    assert err.path == str(path) and err.offset is not None and 0 <= err.offset < n
+    assert err.field.startswith("layer")
+    assert "truncated" in str(err) and f"(byte {err.offset})" in str(err)
+
+
+def test_truncated_binaryproto(tmp_path, seed_job):
+    data = (seed_job / "mean.binaryproto").read_bytes()
+    path = tmp_path / "mean.binaryproto"
+    path.write_bytes(data[:4097])
+    with pytest.raises(PrototxtError, match=r"mean.binaryproto \(byte 10\).*field data.*truncated"):
+        io.read_blob(path)
+
+
+def test_blob_with_too_few_values(tmp_path):
+    blob = caffe_pb2.BlobProto(num=1, channels=3, height=2, width=5)
+    blob.data.extend([1.0] * 29)
+    path = io.write_binary(blob, tmp_path / "m.binaryproto")
+    with pytest.raises(PrototxtError, match="needs 30 values but the file holds 29"):
+        io.read_blob(path)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.caffemodel"
+    empty.write_bytes(b"")
+    with pytest.raises(PrototxtError, match="empty"):
+        io.read_caffemodel(empty)
+    with pytest.raises(PrototxtError, match="no such file"):
+        io.read_net(tmp_path / "missing.prototxt")
+
+
+def test_solverstate_round_trip(tmp_path, rng):
+    state = caffe_pb2.SolverState(iter=1407, learned_net="snapshot_iter_1407.caffemodel", current_step=1)
+    state.history.add().data.extend(rng.standard_normal(11).astype(np.float32).tolist())
+    path = io.write_binary(state, tmp_path / "snapshot_iter_1407.solverstate")
+    assert io.read_solverstate(path) == state
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "net.prototxt"
+    path.write_text('name: "old"\n')
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        io.write_text(caffe_pb2.NetParameter(name="new"), path)
+    assert path.read_text() == 'name: "old"\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.prototxt"]
