@@ -1,0 +1,1 @@
+"""ONNX Runtime classification: command line and a draw-a-digit web app."""

@@ -1,0 +1,1 @@
+"""DIGITS datasets (MNIST, image folders, list files) into LMDB of Caffe Datum, byte-compatible with DIGITS."""

@@ -1,0 +1,33 @@
+"""Command-line plumbing shared by every package: `error: <what>, <where>, <what to do>`,
+a non-zero exit, and no traceback unless --debug."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from .errors import PrototxtError
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+
+
+def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser,
+        argv: list[str] | None = None, errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Parse `argv`, run `main(args)` and turn the package's own errors into one clear line."""
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return main(args)
+    except (PrototxtError, OSError, ValueError, *errors) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs."""
