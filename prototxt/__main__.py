@@ -103,6 +103,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         try:
             kind, message, notes = load_any(path)
         except PrototxtError as exc:
+            if args.debug:
+                raise
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
