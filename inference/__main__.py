@@ -1,29 +1,19 @@
-"""python -m inference --help"""
+"""python -m inference: ONNX Runtime classification: command line and a draw-a-digit web app."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from prototxt.cli import add_common_flags, run
+from prototxt.cli import command_parser, main_with_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m inference", description="ONNX Runtime classification: command line and a draw-a-digit web app.")
-    add_common_flags(parser)
-    parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    parser, _commands = command_parser("python -m inference", "ONNX Runtime classification: command line and a draw-a-digit web app.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    def dispatch(args: argparse.Namespace) -> int:
-        if getattr(args, "func", None) is None:
-            parser.print_help()
-            return 2
-        return args.func(args)
-
-    return run(dispatch, parser, argv)
+    return main_with_commands(build_parser(), argv)
 
 
 if __name__ == "__main__":

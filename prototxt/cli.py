@@ -31,3 +31,26 @@ def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPars
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A package's top-level parser with the common flags and a place for its commands.
+
+    Each command's sub-parser sets `func=callable(args) -> int` (see prototxt/__main__.py).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_common_flags(parser)
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    return parser, commands
+
+
+def main_with_commands(parser: argparse.ArgumentParser, argv: list[str] | None = None,
+                       errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run the chosen command; with none, print the help and exit 2."""
+    def dispatch(args: argparse.Namespace) -> int:
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return 2
+        return args.func(args)
+
+    return run(dispatch, parser, argv, errors)

@@ -1,29 +1,19 @@
-"""python -m trainer --help"""
+"""python -m trainer: Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from prototxt.cli import add_common_flags, run
+from prototxt.cli import command_parser, main_with_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m trainer", description="Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs.")
-    add_common_flags(parser)
-    parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    parser, _commands = command_parser("python -m trainer", "Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    def dispatch(args: argparse.Namespace) -> int:
-        if getattr(args, "func", None) is None:
-            parser.print_help()
-            return 2
-        return args.func(args)
-
-    return run(dispatch, parser, argv)
+    return main_with_commands(build_parser(), argv)
 
 
 if __name__ == "__main__":
