@@ -1,14 +1,79 @@
-"""python -m trainer: Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs."""
+"""python -m trainer: DIGITS model jobs from standard or custom networks; training from solver files."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from prototxt import STANDARD_NETWORKS, network_path, read_net
 from prototxt.cli import command_parser, main_with_commands
+
+from .dataset_info import read_dataset_info
+from .model_job import new_model_job
+from .solver_gen import POLICIES, SOLVER_TYPES, ModelForm
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    dataset = read_dataset_info(args.dataset)
+    source = network_path(args.network) if args.network in STANDARD_NETWORKS else Path(args.network)
+    form = ModelForm(epochs=args.epochs, batch_size=args.batch_size,
+                     batch_accumulation=args.batch_accumulation, base_lr=args.lr,
+                     policy=args.policy, step=args.step_size,
+                     step_values=tuple(args.step_values) if args.step_values else None,
+                     gamma=args.gamma, power=args.power, solver_type=args.solver_type,
+                     rms_decay=args.rms_decay, random_seed=args.seed,
+                     snapshot_interval=args.snapshot_interval, val_interval=args.val_interval,
+                     gpu=_cuda_available())
+    job = new_model_job(dataset, read_net(source), args.out, form, crop_size=args.crop_size,
+                        use_mean=args.mean, name=args.name, force=args.force)
+    s = job.solver
+    print(f"wrote model job {job.path}: {dataset.n_train} train / {dataset.n_val} val records, "
+          f"max_iter {s.max_iter} ({args.epochs} epochs), lr {s.base_lr:g} {s.lr_policy}, "
+          f"test every {s.test_interval or '-'} iterations, snapshot every {s.snapshot or 'end'}")
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 50,85; got {text!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser, _commands = command_parser("python -m trainer", "Training from Caffe solver and network files with Caffe's semantics; DIGITS model jobs.")
+    parser, commands = command_parser("python -m trainer", __doc__)
+    p = commands.add_parser("new", help="write a DIGITS model job (original/train_val/deploy/solver)",
+                            description="Write the files DIGITS 6.1's model form would: the network "
+                                        "split for the dataset, and the solver generated from epochs, "
+                                        "batch size and learning-rate settings (percent of training).")
+    p.add_argument("--dataset", required=True, help="dataset folder (labels.txt, train_db, val_db, mean)")
+    p.add_argument("--network", required=True,
+                   help=f"{', '.join(STANDARD_NETWORKS)}, or an all-in-one .prototxt")
+    p.add_argument("--out", required=True, help="model job folder to create")
+    p.add_argument("--name", help="job name for info.json (default: the folder name)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, help="train and val batch (default: the network's)")
+    p.add_argument("--batch-accumulation", type=int, help="iter_size (gradients summed over N batches)")
+    p.add_argument("--lr", type=float, default=0.01, help="base learning rate (default 0.01)")
+    p.add_argument("--policy", choices=POLICIES, default="step")
+    p.add_argument("--step-size", type=float, help="step/sigmoid: %% of training (default 33 / 50)")
+    p.add_argument("--step-values", type=_floats, help="multistep: %% of training (default 50,85)")
+    p.add_argument("--gamma", type=float, help="policy gamma (DIGITS' default per policy)")
+    p.add_argument("--power", type=float, help="inv/poly power (default 0.5 / 3)")
+    p.add_argument("--solver-type", choices=SOLVER_TYPES, default="SGD", type=str.upper)
+    p.add_argument("--rms-decay", type=float, default=0.99)
+    p.add_argument("--seed", type=int, help="random_seed for the solver")
+    p.add_argument("--snapshot-interval", type=float, default=1.0, help="epochs (default 1)")
+    p.add_argument("--val-interval", type=float, default=1.0, help="epochs (default 1)")
+    p.add_argument("--crop-size", type=int, help="crop (must fit the images)")
+    p.add_argument("--mean", choices=("image", "pixel", "none"), default="image")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_new)
     return parser
 
 
