@@ -28,13 +28,11 @@ echo "== 2. MNIST -> DIGITS LMDB dataset (28x28 grayscale, 25% validation)"
 has lmdb_builder mnist || stop "lmdb_builder mnist is not built yet"
 "$PY" -m lmdb_builder mnist --out "$RUN/mnist" --image-size 28 --channels 1 --force
 
-echo "== 3. LeNet model job from DIGITS' network, then training"
-if has trainer new; then
-  "$PY" -m trainer new --dataset "$RUN/mnist" --network lenet --out "$RUN/lenet" --train
-else
-  "$PY" -m prototxt split lenet --image 28x28x1 --dataset "$RUN/mnist" --out "$RUN/lenet"
-  stop "trainer is not built yet (train_val.prototxt and deploy.prototxt are in $RUN/lenet)"
-fi
+echo "== 3. LeNet model job from DIGITS' network (DIGITS' model form defaults), then training"
+EPOCHS="${EPOCHS:-3}"
+"$PY" -m trainer new --dataset "$RUN/mnist" --network lenet --out "$RUN/lenet" --epochs "$EPOCHS" --force
+has trainer run || stop "trainer run is not built yet (the model job is in $RUN/lenet)"
+"$PY" -m trainer run "$RUN/lenet/solver.prototxt"
 
 echo "== 4. ONNX export"
 has converter onnx || stop "converter onnx is not built yet"
