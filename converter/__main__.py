@@ -3,14 +3,137 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from prototxt import STANDARD_NETWORKS, build_network, read_net
 from prototxt.cli import add_common_flags, run
+
+from .errors import ConverterError
+from .shapes import describe, fmt, infer_shapes, parse_dims
+
+
+def load_net(spec: str, classes: int | None):
+    """A .prototxt path, or a standard network name; --classes fills unset num_output."""
+    net = build_network(spec) if spec in STANDARD_NETWORKS else read_net(Path(spec))
+    if classes:
+        for layer in net.layer:
+            if layer.type == "InnerProduct" and not layer.inner_product_param.num_output:
+                layer.inner_product_param.num_output = classes
+    return net
+
+
+def input_arg(text: str) -> tuple[str | None, tuple[int, ...]]:
+    name, _, dims = text.rpartition("=")
+    try:
+        return name or None, parse_dims(dims)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--input takes [NAME=]NxCxHxW, e.g. 1x3x224x224: {exc}")
+
+
+def _given(args) -> dict[str, tuple[int, ...]]:
+    from prototxt import make_state
+    from .shapes import default_input
+    given = {}
+    for name, dims in args.input or []:
+        if name is None:
+            name = default_input(args.net, make_state(args.phase, args.level, args.stage))
+            if name is None:
+                raise ConverterError("the net has no input to give --input to", args.network)
+        given[name] = dims
+    return given
+
+
+def cmd_shapes(args: argparse.Namespace) -> int:
+    args.net = load_net(args.network, args.classes)
+    inference = infer_shapes(args.net, args.phase, args.stage, args.level, _given(args),
+                             source=args.network)
+    state = f"phase {args.phase}" + (f", stages {', '.join(args.stage)}" if args.stage else "")
+    inputs = ", ".join(f"{k} {fmt(v)}" for k, v in inference.input_shapes.items())
+    title = f"{args.network}: net '{args.net.name or 'unnamed'}', {state}, inputs {inputs}"
+    print("\n".join(describe(inference, title)))
+    return 0
+
+
+def cmd_onnx(args: argparse.Namespace) -> int:
+    from .onnx_export import export_job
+    if args.job and (args.model or args.weights):
+        raise ConverterError("give either --job or --model/--weights, not both")
+    report = export_job(args.out, job=args.job, deploy=args.model, weights=args.weights,
+                        mean=args.mean, labels=args.labels, resize_mode=args.resize_mode,
+                        scale=args.scale, opset=args.opset, tolerance=args.tolerance)
+    print(report.summary())
+    return 0
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    from prototxt import atomic_write
+    from .docs import DOC_PATH, render
+    text = render()
+    if args.check:
+        if not DOC_PATH.is_file() or DOC_PATH.read_text(encoding="utf-8") != text:
+            print(f"error: {DOC_PATH} is stale; run python -m converter layers --write",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if args.write:
+        atomic_write(DOC_PATH, text.encode("utf-8"))
+        print(f"wrote {DOC_PATH}")
+        return 0
+    print(text, end="")
+    return 0
+
+
+def add_net_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("network", metavar="NET",
+                   help=f"a .prototxt, or a standard network: {', '.join(STANDARD_NETWORKS)}")
+    p.add_argument("--input", action="append", type=input_arg, metavar="[NAME=]NxCxHxW",
+                   help="input shape (default: the net's); without NAME it is the first input")
+    p.add_argument("--phase", choices=("TRAIN", "TEST"), default="TEST", help="default TEST")
+    p.add_argument("--stage", action="append", default=[], help="a NetState stage (repeatable), "
+                   "e.g. --stage deploy for DIGITS' all-in-one files")
+    p.add_argument("--level", type=int, default=0, help="NetState level (default 0)")
+    p.add_argument("--classes", type=int, help="num_output for InnerProduct layers that leave it "
+                   "unset (DIGITS sets the number of classes)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m converter", description="Caffe networks as PyTorch graphs with Caffe's numerics; .caffemodel I/O; ONNX export.")
     add_common_flags(parser)
-    parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+
+    p = sub.add_parser("shapes", help="print every top's shape and parameter counts",
+                       description="Infer shapes without running: each layer's tops as Caffe's "
+                                   "'Top shape:' lines and its parameter count. A size that "
+                                   "becomes zero or negative is an error naming the layer and "
+                                   "the smallest input that works.")
+    add_net_options(p)
+    p.set_defaults(func=cmd_shapes)
+
+    p = sub.add_parser("onnx", help="export a deploy net + weights to ONNX, checked against ONNX Runtime",
+                       description="Export to ONNX (opset >= 17, dynamic batch, class probabilities "
+                                   "out, preprocessing in metadata_props). The export is compared "
+                                   "with ONNX Runtime and refused above --tolerance.")
+    p.add_argument("--job", metavar="MODEL_DIR", help="a DIGITS model job folder (deploy.prototxt, "
+                   "snapshot_iter_N.caffemodel, mean.binaryproto, labels.txt, info.json)")
+    p.add_argument("--model", metavar="DEPLOY", help="a deploy .prototxt (with --weights)")
+    p.add_argument("--weights", metavar="CAFFEMODEL", help="trained weights for --model")
+    p.add_argument("--mean", help="mean.binaryproto (default: the job's)")
+    p.add_argument("--labels", help="labels.txt (default: the job's)")
+    p.add_argument("--resize-mode", choices=("squash", "crop", "fill", "half_crop"),
+                   help="DIGITS' resize mode (default: the job's info.json, else squash)")
+    p.add_argument("--scale", type=float, help="input scale after mean subtraction (default: "
+                   "train_val.prototxt's transform_param.scale, else 1)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 17 or newer (default 17)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="max abs difference PyTorch vs ONNX Runtime (default 1e-4)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.set_defaults(func=cmd_onnx)
+
+    p = sub.add_parser("layers", help="list the supported Caffe layer types (docs/supported_layers.md)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--write", action="store_true", help="rewrite docs/supported_layers.md")
+    group.add_argument("--check", action="store_true", help="exit 1 if that file is stale")
+    p.set_defaults(func=cmd_layers)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""Pooling with Caffe's output size and border rules (pooling_layer.cpp).
+
+    out = ceil((H + 2p - k) / s) + 1        (round_mode CEIL, the default; FLOOR uses floor)
+    if (pad_h or pad_w) and (out - 1)s >= H + p:  out -= 1     (both axes; last window must
+                                                                 start inside image + left pad)
+    MAX: max of the window clipped to the image (padding never wins)
+    AVE: sum of the window clipped to the image, divided by
+         (min(hs + k, H + p) - hs) (min(ws + k, W + p) - ws),  hs = i s - p
+         (padding counts, the ceil overhang beyond H + p does not)
+
+With pad 0 and kernel < stride Caffe's ceil can put the last window wholly outside the image
+(pytorch#57178: k1 s2 on 32 gives 17, PyTorch 16). Caffe then outputs -FLT_MAX (MAX) or 0/0
+(AVE); here the size is Caffe's, MAX gives -FLT_MAX and AVE gives 0, and the build warns.
+
+Two equivalent computations: PyTorch's own pooling (`ceil_mode`, `count_include_pad=True`) where
+its size equals Caffe's and pad <= k/2, else, and always during ONNX export, the explicit
+recipe of facts P2: pad p on both sides plus e = max(0, (out - 1)s + k - (H + 2p)) at the end
+(value -FLT_MAX for MAX, 0 for AVE), pool without padding or ceil, and for AVE rescale border
+windows by k_h k_w / divisor. Exported, that is Pad + MaxPool/AveragePool (+ Mul by a constant),
+which every runtime computes the same way.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prototxt import caffe_pb2
+from ..registry import Built, LayerContext, layer
+
+log = logging.getLogger(__name__)
+P = caffe_pb2.PoolingParameter
+FLT_MAX = 3.4028234663852886e38  # Caffe's MAX pooling starts from -FLT_MAX, in float and double
+
+
+class _OnnxPool(torch.autograd.Function):
+    """Writes facts P2's recipe as clean ONNX nodes: Pad (constant pads) + MaxPool/AveragePool
+    with end pads only, no ceil_mode. forward is the eager explicit computation."""
+
+    @staticmethod
+    def forward(ctx, x, method, kh, kw, sh, sw, ph, pw, eh, ew):
+        return explicit_pool(x, method, (kh, kw), (sh, sw), (ph, pw), (eh, ew))
+
+    @staticmethod
+    def symbolic(g, x, method, kh, kw, sh, sw, ph, pw, eh, ew):
+        attrs = dict(kernel_shape_i=[kh, kw], strides_i=[sh, sw], ceil_mode_i=0)
+        if method == P.MAX:
+            if ph or pw or eh or ew:
+                pads = g.op("Constant", value_t=torch.tensor([0, 0, ph, pw, 0, 0, ph + eh, pw + ew]))
+                fill = g.op("Constant", value_t=torch.tensor(-FLT_MAX, dtype=torch.float32))
+                x = g.op("Pad", x, pads, fill, mode_s="constant")
+            return g.op("MaxPool", x, pads_i=[0, 0, 0, 0], **attrs)
+        if ph or pw:
+            pads = g.op("Constant", value_t=torch.tensor([0, 0, ph, pw, 0, 0, ph, pw]))
+            fill = g.op("Constant", value_t=torch.tensor(0.0, dtype=torch.float32))
+            x = g.op("Pad", x, pads, fill, mode_s="constant")
+        return g.op("AveragePool", x, pads_i=[0, 0, eh, ew], count_include_pad_i=0, **attrs)
+
+
+def explicit_pool(x: torch.Tensor, method: int, kernel, stride, pad, end) -> torch.Tensor:
+    """Pad p (+ the end overhang e), pool without padding or ceil; AVE border windows are
+    rescaled by k_h k_w / Caffe's divisor (0 where Caffe divides by <= 0)."""
+    (kh, kw), (sh, sw), (ph, pw), (eh, ew) = kernel, stride, pad, end
+    if method == P.MAX:
+        padded = F.pad(x, (pw, pw + ew, ph, ph + eh), value=-FLT_MAX)
+        return F.max_pool2d(padded, (kh, kw), (sh, sw))
+    y = F.avg_pool2d(F.pad(x, (pw, pw + ew, ph, ph + eh), value=0.0), (kh, kw), (sh, sw))
+    if not (eh or ew):
+        return y
+    spans = []
+    for n, k, s, p, o in zip(map(int, x.shape[-2:]), kernel, stride, pad, map(int, y.shape[-2:])):
+        start = torch.arange(o, dtype=torch.float64) * s - p
+        spans.append(torch.minimum(start + k, torch.tensor(n + p, dtype=torch.float64)) - start)
+    divisor = spans[0][:, None] * spans[1][None, :]
+    scale = torch.where(divisor > 0, kh * kw / divisor.clamp(min=1e-30), torch.zeros_like(divisor))
+    return y * scale.to(dtype=x.dtype, device=x.device)
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool, clip: bool) -> int:
+    """Caffe's pooled output size along one axis (`clip`: the layer has any non-zero pad)."""
+    span = (size + 2 * pad - kernel) / stride
+    out = (math.ceil(span) if ceil else math.floor(span)) + 1
+    if clip and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _torch_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
+    """PyTorch's pooled size (pooling_output_shape), to know when its kernel equals Caffe's."""
+    span = size + 2 * pad - kernel + ((stride - 1) if ceil else 0)
+    out = span // stride + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+class CaffePooling(nn.Module):
+    """Caffe's MAX/AVE pooling (formulas in the module docstring)."""
+
+    def __init__(self, method: int, kernel: tuple[int, int] | None, stride: tuple[int, int],
+                 pad: tuple[int, int], ceil: bool):
+        super().__init__()
+        self.method, self.kernel, self.stride, self.pad, self.ceil = method, kernel, stride, pad, ceil
+        self.force_explicit = False  # tests use it to check both computations
+
+    def extra_repr(self) -> str:
+        kind = "MAX" if self.method == P.MAX else "AVE"
+        kernel = "global" if self.kernel is None else f"kernel={self.kernel}"
+        return (f"{kind}, {kernel}, stride={self.stride}, pad={self.pad}, "
+                f"round={'CEIL' if self.ceil else 'FLOOR'}")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        kernel = self.kernel or (height, width)
+        clip = any(self.pad)
+        return tuple(pooled_size(n, k, s, p, self.ceil, clip)
+                     for n, k, s, p in zip((height, width), kernel, self.stride, self.pad))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = tuple(int(d) for d in x.shape[-2:])  # static under ONNX tracing: plain ints
+        kernel = self.kernel or size
+        out = self.output_size(*size)
+        native = (not self.force_explicit and not torch.onnx.is_in_onnx_export()
+                  and all(2 * p <= k and n + 2 * p >= k and _torch_size(n, k, s, p, self.ceil) == o
+                          for n, k, s, p, o in zip(size, kernel, self.stride, self.pad, out)))
+        if native:
+            if self.method == P.MAX:
+                return F.max_pool2d(x, kernel, self.stride, self.pad, ceil_mode=self.ceil)
+            return F.avg_pool2d(x, kernel, self.stride, self.pad, ceil_mode=self.ceil,
+                                count_include_pad=True)
+        end = self._end_pads(size, kernel, out)
+        if torch.onnx.is_in_onnx_export():
+            if self.method == P.AVE and any(e >= k for e, k in zip(end, kernel)):
+                raise ValueError("an AVE pooling whose last window lies wholly outside the input "
+                                 "(pad 0, kernel < stride) has no ONNX form (Caffe divides by 0 "
+                                 "there); change its kernel, stride or input size")
+            return _OnnxPool.apply(x, self.method, *kernel, *self.stride, *self.pad, *end)
+        return explicit_pool(x, self.method, kernel, self.stride, self.pad, end)
+
+    def _end_pads(self, size, kernel, out) -> tuple[int, int]:
+        """e = max(0, (out - 1)s + k - (H + 2p)) per axis: the ceil overhang past the pad."""
+        return tuple(max(0, (o - 1) * s + k - (n + 2 * p))
+                     for n, k, s, p, o in zip(size, kernel, self.stride, self.pad, out))
+
+
+def _pair(ctx: LayerContext, p, name: str, default: int | None) -> tuple[int, int] | None:
+    h, w = f"{name}_h", f"{name}_w"
+    single = "kernel_size" if name == "kernel" else name
+    has_single, has_h, has_w = p.HasField(single), p.HasField(h), p.HasField(w)
+    ctx.check(not (has_single and (has_h or has_w)),
+              f"{single} OR {h} and {w} are allowed, not both")
+    ctx.check(has_h == has_w, f"both {h} and {w} are required when either is given")
+    if has_h:
+        return getattr(p, h), getattr(p, w)
+    if has_single or default is None:
+        return (getattr(p, single),) * 2
+    return (default,) * 2
+
+
+@layer("Pooling", bottoms=1, tops=1)
+def pooling(ctx: LayerContext) -> Built:
+    """MAX and AVE pooling, global_pooling, round_mode CEIL (default) and FLOOR."""
+    p = ctx.layer.pooling_param
+    shape = ctx.bottoms[0]
+    ctx.check(len(shape) == 4, f"the bottom must have 4 axes (num, channels, height, width), "
+                               f"not shape {list(shape)}")
+    ctx.check(p.pool in (P.MAX, P.AVE), f"pool: {P.PoolMethod.Name(p.pool)} is not supported "
+                                        "(only MAX and AVE)")
+    if p.global_pooling:
+        ctx.check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or
+                       p.HasField("kernel_w")), "with global_pooling: true the filter size "
+                                                "cannot be specified")
+        kernel = None
+    else:
+        ctx.check(p.HasField("kernel_size") or (p.HasField("kernel_h") and p.HasField("kernel_w")),
+                  "kernel_size (or kernel_h and kernel_w) is required")
+        kernel = _pair(ctx, p, "kernel", None)
+        ctx.check(min(kernel) > 0, f"filter dimensions must be nonzero: {kernel}")
+    pad = _pair(ctx, p, "pad", p.pad)
+    stride = _pair(ctx, p, "stride", p.stride)
+    ctx.check(min(stride) > 0, f"stride must be positive: {stride}")
+    if kernel is None:
+        ctx.check(pad == (0, 0) and stride == (1, 1),
+                  "with global_pooling: true only pad = 0 and stride = 1 are allowed")
+    elif any(pad):
+        ctx.check(pad[0] < kernel[0] and pad[1] < kernel[1],
+                  f"pad {pad} must be smaller than the kernel {kernel}")
+    module = CaffePooling(p.pool, kernel, stride, pad, p.round_mode == P.CEIL)
+    out = module.output_size(*shape[2:])
+    ctx.check_size(min(out) > 0, f"the output would be {out[0]}x{out[1]}: the input "
+                            f"{shape[2]}x{shape[3]} is smaller than the kernel {kernel}")
+    kernel = kernel or tuple(shape[2:])
+    for n, k, s, pd, o in zip(shape[2:], kernel, stride, pad, out):
+        if (o - 1) * s >= n + pd:
+            log.warning("layer '%s' (Pooling): its last window starts outside the input (pad 0, "
+                        "kernel %s < stride %s): Caffe outputs -FLT_MAX (MAX) or 0/0 (AVE) there; "
+                        "this converter gives -FLT_MAX or 0", ctx.layer.name, k, s)
+            break
+    return Built(module)

@@ -1,0 +1,131 @@
+"""Caffe Datum records, as DIGITS' create_db wrote them and as Caffe's Data layer reads them.
+
+`Datum{channels=1, height=2, width=3, data=4, label=5, float_data=6, encoded=7}`.
+
+Writing (`_array_to_datum` in DIGITS' create_db.py), from the resized uint8 RGB HxWx3 / HxW array:
+- `none`: colour is transposed HWC -> CHW and swapped RGB -> **BGR**, grayscale gets a channel
+  axis; then `caffe.io.array_to_datum`: channels, height, width, `data` = the C*H*W bytes,
+  `label`; `encoded` is left unset and no `float_data` is written.
+- `png` / `jpg`: channels, height, width, label, `data` = PIL's PNG (default settings) or JPEG
+  (quality 90) of the **RGB/L array**, `encoded = true`. Caffe decodes it with OpenCV, which
+  gives BGR, so both paths reach the network as BGR (DIGITS issue #59).
+
+Reading gives what Caffe's DataTransformer sees: a uint8 CxHxW **BGR** array. Encoded data is
+decoded here with PIL and swapped RGB -> BGR, the way Caffe's `DecodeDatumToCVMatNative`
+(`cv::imdecode(IMREAD_ANYCOLOR)`) keeps grayscale as 1 channel and drops alpha. PNG decodes to
+the very same pixels; a JPEG may differ from OpenCV's decoder by a level or so (IDCT rounding).
+Encoded datums from Caffe's convert_imageset carry 0x0x0 in their header; the image decides.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from prototxt import caffe_pb2
+
+from .errors import BuilderError
+
+ENCODINGS = ("png", "jpg", "none")
+JPEG_QUALITY = 90
+
+
+def _encode_image(image: np.ndarray, encoding: str) -> bytes:
+    buf = io.BytesIO()
+    if encoding == "png":
+        Image.fromarray(image).save(buf, format="PNG")
+    elif encoding == "jpg":
+        Image.fromarray(image).save(buf, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        raise ValueError(f"invalid encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
+    return buf.getvalue()
+
+
+def array_to_datum(image: np.ndarray, label: int, encoding: str = "png") -> caffe_pb2.Datum:
+    """A Datum from a uint8 RGB HxWx3 or HxW array (DIGITS' `_array_to_datum`)."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise ValueError(f"expected a uint8 HxW or HxWx3 array, got {image.dtype} {image.shape}")
+    datum = caffe_pb2.Datum()
+    if encoding == "none":
+        chw = image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]
+        datum.channels, datum.height, datum.width = chw.shape
+        datum.data = np.ascontiguousarray(chw).tobytes()
+        datum.label = label
+        return datum
+    datum.channels = image.shape[2] if image.ndim == 3 else 1
+    datum.height, datum.width = image.shape[:2]
+    datum.label = label
+    datum.data = _encode_image(image, encoding)
+    datum.encoded = True
+    return datum
+
+
+def encode_datum(image: np.ndarray, label: int, encoding: str = "png") -> bytes:
+    """The serialized Datum (the LMDB value) for a resized RGB/L array."""
+    return array_to_datum(image, label, encoding).SerializeToString()
+
+
+def parse_datum(value: bytes, key: str | None = None) -> caffe_pb2.Datum:
+    """Parse an LMDB value into a Datum; `key` names the record in the error."""
+    datum = caffe_pb2.Datum()
+    try:
+        datum.ParseFromString(value)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise BuilderError(f"record {key!r} is not a Caffe Datum ({exc})") from None
+    return datum
+
+
+def datum_encoding(datum: caffe_pb2.Datum) -> str:
+    """`none` for raw records, else the image format of the data (`png`, `jpg`, ...)."""
+    if not datum.encoded:
+        return "none"
+    data = datum.data
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpg"
+    try:
+        return (Image.open(io.BytesIO(data)).format or "unknown").lower()
+    except Exception:
+        return "unknown"
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    mode = image.mode
+    if mode.startswith("I;16"):             # OpenCV without IMREAD_ANYDEPTH keeps the high byte
+        return (np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8)[np.newaxis]
+    if mode in ("1", "L", "LA"):
+        return np.asarray(image.convert("L"))[np.newaxis]
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[::-1])
+
+
+def datum_to_array(datum: caffe_pb2.Datum, key: str | None = None) -> np.ndarray:
+    """The CxHxW array Caffe's Data layer sees: uint8 BGR (float32 for a float_data Datum)."""
+    if datum.encoded:
+        try:
+            return _decode_image(datum.data)
+        except Exception as exc:
+            raise BuilderError(f"record {key!r}: the encoded image cannot be decoded "
+                               f"({type(exc).__name__}: {exc})") from None
+    shape = (datum.channels, datum.height, datum.width)
+    count = int(np.prod(shape))
+    if datum.data:
+        if len(datum.data) != count:
+            raise BuilderError(f"record {key!r}: raw data holds {len(datum.data)} bytes but the "
+                               f"header says {shape[0]}x{shape[1]}x{shape[2]} = {count}")
+        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
+    if len(datum.float_data):
+        if len(datum.float_data) != count:
+            raise BuilderError(f"record {key!r}: float_data holds {len(datum.float_data)} values "
+                               f"but the header says {shape[0]}x{shape[1]}x{shape[2]} = {count}")
+        return np.asarray(datum.float_data, dtype=np.float32).reshape(shape)
+    raise BuilderError(f"record {key!r} holds no image data")
+
+
+def read_datum(value: bytes, key: str | None = None) -> tuple[np.ndarray, int]:
+    """(CxHxW BGR array, label) from a serialized Datum, as Caffe's Data layer sees it."""
+    datum = parse_datum(value, key)
+    return datum_to_array(datum, key), datum.label
