@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -25,6 +26,12 @@ from lmdb_builder.plan import ImageSettings  # noqa: E402
 def _size(text: str) -> tuple[int, int, int]:
     h, w, c = (int(x) for x in text.split("x"))
     return h, w, c
+
+
+def _cpu() -> float:
+    """User + system seconds of this process and its finished children (the worker pools)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> int:
@@ -45,17 +52,22 @@ def main() -> int:
             for workers in args.workers:
                 out = Path(tmp) / f"{h}x{w}x{c}-{workers}"
                 start = time.perf_counter()
+                cpu0 = _cpu()
                 build_dataset(plan, out, ImageSettings(h, w, c, "squash", args.encoding),
                               BuildOptions(workers=workers, progress=False))
                 seconds = time.perf_counter() - start
+                cpu = _cpu() - cpu0
                 size = sum(f.stat().st_size for f in out.rglob("data.mdb"))
                 base = base or seconds
-                rows.append((f"{h}x{w}x{c}", workers, count, seconds, count / seconds, base / seconds, size))
+                rows.append((f"{h}x{w}x{c}", workers, count, seconds, count / seconds, base / seconds, cpu, size))
                 print(f"  {h}x{w}x{c} workers {workers}: {seconds:.1f} s", file=sys.stderr, flush=True)
-    print(f"{'size':<11} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'speed-up':>8} {'LMDB MB':>8}")
-    for name, workers, n, seconds, rate, speedup, size in rows:
-        print(f"{name:<11} {workers:>7} {n:>7} {seconds:>8.1f} {rate:>9.0f} {speedup:>7.2f}x {size / 1e6:>8.0f}")
-    print(f"({os.cpu_count()} CPUs, {args.encoding})")
+    print(f"{'size':<11} {'workers':>7} {'images':>7} {'seconds':>8} {'images/s':>9} {'speed-up':>8} "
+          f"{'CPU s':>7} {'LMDB MB':>8}")
+    for name, workers, n, seconds, rate, speedup, cpu, size in rows:
+        print(f"{name:<11} {workers:>7} {n:>7} {seconds:>8.1f} {rate:>9.0f} {speedup:>7.2f}x {cpu:>7.1f} "
+              f"{size / 1e6:>8.0f}")
+    print(f"({os.cpu_count()} CPUs, {args.encoding}; CPU s = this process and its workers; load "
+          f"average {os.getloadavg()[0]:.1f}: other work on the machine slows the wall time)")
     return 0
 
 
