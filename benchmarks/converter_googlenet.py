@@ -42,15 +42,20 @@ def median_ms(fn, repeat: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def sessions(onnx_path: Path, threads: int):
+def sessions(onnx_path: Path, threads: int, spin: bool):
     import onnxruntime as ort
+    ort.set_default_logger_severity(4)
     found = {}
     for label, providers in (("ONNX Runtime CPU", ["CPUExecutionProvider"]),
                              ("ONNX Runtime CUDA", ["CUDAExecutionProvider"])):
         if providers[0] not in ort.get_available_providers():
             continue
+        if label.endswith("CUDA") and not Path("/dev/nvidia0").exists():
+            continue  # onnxruntime-gpu lists CUDA even where no GPU is
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # Spinning worker threads help on an idle machine and hurt badly on a busy one.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0" if spin else "1")
         if threads:
             options.intra_op_num_threads = threads
         try:
@@ -71,6 +76,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    parser.add_argument("--spin", action="store_true", help="let ONNX Runtime's threads spin")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,7 +93,7 @@ def main(argv=None) -> int:
         weights = Path(tmp) / "w.caffemodel"
         save_caffemodel(model, weights)
         report = export_onnx(model, Path(tmp) / "m.onnx")
-        engines = {"PyTorch eager": None, **sessions(report.path, args.threads)}
+        engines = {"PyTorch eager": None, **sessions(report.path, args.threads, args.spin)}
         net = cv2.dnn.readNetFromCaffe(args.model, str(weights))
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         output = report.output_name

@@ -7,7 +7,7 @@ count matches. Layers only the model has keep their filler values (reported as `
 layers only the file has are skipped (`extra`); `strict=True` makes either an error.
 NVIDIA Caffe's 5-blob BatchNorm is recognised by its blob shapes and mapped:
 0.15 (DIGITS) [scale, bias, mean, var, counter] and 0.16+ [mean, var, 1, scale, bias], whose
-statistics are used as stored (see layers/normalization.py).
+statistics are used as stored (see layers/batch_norm.py).
 
 Saving writes what Caffe's snapshot writes: the net name, every layer's parameters with its
 blobs as `shape` + float `data` (BVLC layout; NVIDIA BatchNorm layers loaded from a 5-blob file
@@ -27,7 +27,7 @@ import torch
 from prototxt import blob_shape, caffe_pb2, read_caffemodel, write_binary
 from .errors import ConverterError
 from .fillers import constant_filler
-from .layers.normalization import BLOB_ORDER, BVLC, NVCAFFE_015, NVCAFFE_016, CaffeBatchNorm
+from .layers.batch_norm import BLOB_ORDER, NVCAFFE_015, NVCAFFE_016, CaffeBatchNorm
 from .net import CaffeNet
 from .registry import Blob
 

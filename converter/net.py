@@ -10,7 +10,8 @@ build naming the layer. Data layers (Input, Data, ImageData, MemoryData) and net
 `input`/`input_shape` become the model's inputs.
 
 forward(*inputs, **named_inputs) runs the layers in order on a dict of blobs by name and returns
-a NetOutput: the net outputs (blobs no later layer consumes, as Caffe's), the weighted total loss
+a NetOutput: the net outputs (blobs no later layer consumes, sorted by name as Caffe lists its
+"net output #k"), the weighted total loss
 sum_top w_top * sum(top), each loss top and its weight, and the accuracies. model.train() and
 model.eval() are Caffe's TRAIN and TEST phase for Dropout and BatchNorm; which layers exist is
 fixed by the phase given to build_model.
@@ -27,7 +28,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from prototxt import caffe_pb2, filter_net, make_state, read_net
+from prototxt import PrototxtError, caffe_pb2, filter_net, make_state, read_net
 from . import layers as _layers  # noqa: F401  (fills the registry)
 from .errors import ConverterError
 from .fillers import fill
@@ -231,10 +232,8 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
     state = make_state(phase, level, stages)
     try:
         filtered = filter_net(net, state)
-    except ConverterError:
-        raise
-    except Exception as exc:  # PrototxtError without the file
-        raise ConverterError(str(getattr(exc, "message", exc)), source) from None
+    except PrototxtError as exc:  # e.g. include and exclude rules on one layer; add the file
+        raise ConverterError(exc.message, source) from None
     given = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
     model = CaffeNet(filtered, source, state.phase)
     shapes: dict[str, Shape] = {}
@@ -275,8 +274,9 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
                 add_input(bottom, given[bottom], None)    # layer, DIGITS adds `input: "data"`
             if bottom not in shapes:
                 raise ctx.fail(f"unknown bottom blob '{bottom}' (bottom index {i}): no earlier "
-                               f"layer or input produces it (give input_shapes={{'{bottom}': "
-                               f"(N, C, H, W)}} to make it an input)")
+                               f"layer or input produces it (to make it an input give its shape: "
+                               f"input_shapes={{'{bottom}': (N, C, H, W)}}, command line --input "
+                               f"{bottom}=NxCxHxW)")
         ctx.bottoms = [shapes[b] for b in bottoms]
         in_place = []
         for i, top in enumerate(layer.top):
@@ -317,7 +317,7 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
         for top, shape in zip(layer.top, top_shapes):
             shapes[top] = shape
             available.append(top)
-    model.outputs = tuple(available)
+    model.outputs = tuple(sorted(available))  # Caffe keeps them in a std::set<string>
     _plan_release(model)
     if materialize:
         model.to_empty(device="cpu")

@@ -137,32 +137,37 @@ def preprocessing_metadata(model: CaffeNet, files: JobFiles | None, mean_path: P
     if scale is None:
         scale = transform.scale if transform is not None else 1.0
     meta["scale"] = repr(float(scale))
-    kind = info.get("mean subtraction")
+    kind = info.get("mean subtraction")  # DIGITS' choice: image, pixel or none
+    pixel = None
     if transform is not None and len(transform.mean_value):
         kind = "pixel"
         pixel = list(transform.mean_value) * (channels if len(transform.mean_value) == 1 else 1)
+    if mean_path is not None and kind != "none" and pixel is None:
+        mean = read_mean(mean_path, channels)
+        pixel = mean.reshape(channels, -1).mean(1).tolist()
+        if kind != "pixel":
+            kind = "image"
+            meta["mean_shape"] = "x".join(map(str, mean.shape))
+            meta["mean_data"] = base64.b64encode(mean.tobytes()).decode("ascii")
+    if pixel is not None:
         meta["mean_pixel"] = json.dumps([float(v) for v in pixel])
-    if kind != "pixel" and mean_path is not None and kind in (None, "image"):
-        blob = read_blob(mean_path)
-        dims = blob_shape(blob)
-        if len(dims) < 3:
-            raise ConverterError(f"the mean blob has shape {list(dims)}; expected (1,) C x H x W",
-                                 mean_path)
-        mean = blob_array(blob).reshape(-1, *dims[-3:])[0].astype("<f4")
-        if mean.shape[0] != channels:
-            raise ConverterError(f"the mean has {mean.shape[0]} channels, the net {channels}",
-                                 mean_path)
-        kind = "image"
-        meta["mean_shape"] = "x".join(map(str, mean.shape))
-        meta["mean_data"] = base64.b64encode(mean.tobytes()).decode("ascii")
-        meta["mean_pixel"] = json.dumps([float(v) for v in mean.reshape(channels, -1).mean(1)])
-    meta["mean_type"] = kind if kind in ("image", "pixel") else "none"
+    meta["mean_type"] = kind if kind in ("image", "pixel") and pixel is not None else "none"
     meta["preprocessing"] = (
         f"load as {meta['channel_order']}; resize to {shape[2]}x{shape[3]} ({meta['resize_mode']}); "
         + ("subtract mean_data resized to the same size; " if meta["mean_type"] == "image" else
            "subtract mean_pixel per channel; " if meta["mean_type"] == "pixel" else "")
         + f"multiply by {meta['scale']}; feed N x {channels} x {shape[2]} x {shape[3]} float32")
     return meta
+
+
+def read_mean(path: Path, channels: int) -> np.ndarray:
+    """mean.binaryproto as a C x H x W float32 array (DIGITS writes 1 x C x H x W, BGR)."""
+    blob = read_blob(path)
+    dims = blob_shape(blob)
+    if len(dims) < 3 or dims[-3] != channels:
+        raise ConverterError(f"the mean blob has shape {list(dims)}; the net takes {channels} "
+                             "channels", path)
+    return blob_array(blob).reshape(-1, *dims[-3:])[0].astype("<f4")
 
 
 class _Probabilities(nn.Module):

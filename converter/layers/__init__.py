@@ -1,3 +1,3 @@
 """Layer families; importing this package fills converter.registry.REGISTRY."""
-from . import (accuracy, activation, concat, convolution, data, dropout, eltwise, inner_product,  # noqa: F401
-               loss, lrn, normalization, pooling, power, reshape, softmax)
+from . import (accuracy, activation, batch_norm, concat, convolution, data, dropout, eltwise,  # noqa: F401
+               inner_product, loss, lrn, pooling, power, reshape, scale, softmax)

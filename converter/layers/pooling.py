@@ -17,7 +17,9 @@ its size equals Caffe's and pad <= k/2, else, and always during ONNX export, the
 recipe of facts P2: pad p on both sides plus e = max(0, (out - 1)s + k - (H + 2p)) at the end
 (value -FLT_MAX for MAX, 0 for AVE), pool without padding or ceil, and for AVE rescale border
 windows by k_h k_w / divisor. Exported, that is Pad + MaxPool/AveragePool (+ Mul by a constant),
-which every runtime computes the same way.
+which every runtime computes the same way. (MAX uses MaxPool's own asymmetric pads (p, p + e)
+where they stay below the kernel: padding never wins a max, so that is runtime-independent too,
+and it saves a copy of the tensor per pooling; ceil_mode is never used.)
 """
 from __future__ import annotations
 
@@ -28,55 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prototxt import caffe_pb2
 from ..registry import Built, LayerContext, layer
+from .pooling_explicit import P, OnnxPool, explicit_pool
 
 log = logging.getLogger(__name__)
-P = caffe_pb2.PoolingParameter
-FLT_MAX = 3.4028234663852886e38  # Caffe's MAX pooling starts from -FLT_MAX, in float and double
-
-
-class _OnnxPool(torch.autograd.Function):
-    """Writes facts P2's recipe as clean ONNX nodes: Pad (constant pads) + MaxPool/AveragePool
-    with end pads only, no ceil_mode. forward is the eager explicit computation."""
-
-    @staticmethod
-    def forward(ctx, x, method, kh, kw, sh, sw, ph, pw, eh, ew):
-        return explicit_pool(x, method, (kh, kw), (sh, sw), (ph, pw), (eh, ew))
-
-    @staticmethod
-    def symbolic(g, x, method, kh, kw, sh, sw, ph, pw, eh, ew):
-        attrs = dict(kernel_shape_i=[kh, kw], strides_i=[sh, sw], ceil_mode_i=0)
-        if method == P.MAX:
-            if ph or pw or eh or ew:
-                pads = g.op("Constant", value_t=torch.tensor([0, 0, ph, pw, 0, 0, ph + eh, pw + ew]))
-                fill = g.op("Constant", value_t=torch.tensor(-FLT_MAX, dtype=torch.float32))
-                x = g.op("Pad", x, pads, fill, mode_s="constant")
-            return g.op("MaxPool", x, pads_i=[0, 0, 0, 0], **attrs)
-        if ph or pw:
-            pads = g.op("Constant", value_t=torch.tensor([0, 0, ph, pw, 0, 0, ph, pw]))
-            fill = g.op("Constant", value_t=torch.tensor(0.0, dtype=torch.float32))
-            x = g.op("Pad", x, pads, fill, mode_s="constant")
-        return g.op("AveragePool", x, pads_i=[0, 0, eh, ew], count_include_pad_i=0, **attrs)
-
-
-def explicit_pool(x: torch.Tensor, method: int, kernel, stride, pad, end) -> torch.Tensor:
-    """Pad p (+ the end overhang e), pool without padding or ceil; AVE border windows are
-    rescaled by k_h k_w / Caffe's divisor (0 where Caffe divides by <= 0)."""
-    (kh, kw), (sh, sw), (ph, pw), (eh, ew) = kernel, stride, pad, end
-    if method == P.MAX:
-        padded = F.pad(x, (pw, pw + ew, ph, ph + eh), value=-FLT_MAX)
-        return F.max_pool2d(padded, (kh, kw), (sh, sw))
-    y = F.avg_pool2d(F.pad(x, (pw, pw + ew, ph, ph + eh), value=0.0), (kh, kw), (sh, sw))
-    if not (eh or ew):
-        return y
-    spans = []
-    for n, k, s, p, o in zip(map(int, x.shape[-2:]), kernel, stride, pad, map(int, y.shape[-2:])):
-        start = torch.arange(o, dtype=torch.float64) * s - p
-        spans.append(torch.minimum(start + k, torch.tensor(n + p, dtype=torch.float64)) - start)
-    divisor = spans[0][:, None] * spans[1][None, :]
-    scale = torch.where(divisor > 0, kh * kw / divisor.clamp(min=1e-30), torch.zeros_like(divisor))
-    return y * scale.to(dtype=x.dtype, device=x.device)
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool, clip: bool) -> int:
@@ -136,7 +93,7 @@ class CaffePooling(nn.Module):
                 raise ValueError("an AVE pooling whose last window lies wholly outside the input "
                                  "(pad 0, kernel < stride) has no ONNX form (Caffe divides by 0 "
                                  "there); change its kernel, stride or input size")
-            return _OnnxPool.apply(x, self.method, *kernel, *self.stride, *self.pad, *end)
+            return OnnxPool.apply(x, self.method, *kernel, *self.stride, *self.pad, *end)
         return explicit_pool(x, self.method, kernel, self.stride, self.pad, end)
 
     def _end_pads(self, size, kernel, out) -> tuple[int, int]:

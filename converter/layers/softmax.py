@@ -37,7 +37,7 @@ def normalizer(mode: int, valid: torch.Tensor, outer: int) -> torch.Tensor | flo
     if mode == LossParameter.FULL:
         return float(max(1, valid.numel()))
     if mode == LossParameter.VALID:
-        return valid.sum().clamp(min=1).to(torch.float32)
+        return valid.sum().clamp(min=1)
     if mode == LossParameter.BATCH_SIZE:
         return float(max(1, outer))
     return 1.0
@@ -79,7 +79,7 @@ class SoftmaxWithLoss(nn.Module):
         # Clamp the value at log(FLT_MIN) as Caffe does, keep Caffe's unclamped gradient.
         picked = picked + (picked.clamp(min=LOG_FLT_MIN) - picked).detach()
         outer = math.prod(scores.shape[:self.axis])
-        loss = -(picked * valid).sum() / normalizer(self.mode, valid, outer)
+        loss = -(picked * valid).sum() / normalizer(self.mode, valid, outer)  # keeps the dtype
         return (loss, logp.exp()) if self.with_prob else loss
 
 

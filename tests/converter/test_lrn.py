@@ -64,3 +64,16 @@ def test_gradient(region):
 def test_even_size_is_refused():
     with pytest.raises(ConverterError, match="odd values for local_size"):
         build_model(layer_net('type: "LRN" lrn_param { local_size: 4 }', {"x": (1, 5, 3, 3)}))
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.6])
+def test_onnx_export_agrees(beta, tmp_path):
+    """Exported as x / (k + 1x1 Conv(x^2))^beta; ONNX Runtime gives Caffe's numbers."""
+    from converter.onnx_export import export_onnx, ort_session
+    x = (rng().standard_normal((2, 7, 4, 5)) * 3).astype(np.float32)
+    model = build_layer(f'type: "LRN" lrn_param {{ local_size: 5 alpha: 0.3 beta: {beta} k: 1.5 }}',
+                        {"x": x.shape}, double=False)
+    export_onnx(model, tmp_path / "lrn.onnx", output="y", real_inputs=x, tolerance=1e-5)
+    (got,) = ort_session((tmp_path / "lrn.onnx").read_bytes()).run(None, {"x": x})
+    np.testing.assert_allclose(got, across(x.astype(np.float64), 5, np.float32(0.3), np.float32(beta), 1.5),
+                               rtol=1e-5, atol=1e-6)

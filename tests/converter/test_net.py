@@ -2,16 +2,13 @@
 LeNet, AlexNet and GoogLeNet (all-in-one with stages, DIGITS' split, the seed job's files)."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
 import torch
 
 from converter import ConverterError, build_model, supported_types
 from prototxt import DatasetFacts, build_network, digits_split, read_net
 
-from .util import layer_net, parse_net
+from .util import parse_net
 
 DIGITS_STATES = {"train": ("TRAIN", ["train"]), "val": ("TEST", ["val"]), "deploy": ("TEST", ["deploy"])}
 
@@ -92,7 +89,7 @@ def test_losses_weights_and_outputs():
         layer { name: "acc" type: "Accuracy" bottom: "x" bottom: "label" top: "acc" }
     """)
     model = build_model(net)
-    assert model.outputs == ("e", "s", "r", "acc")
+    assert model.outputs == ("acc", "e", "r", "s")  # sorted, as Caffe's std::set
     g = torch.Generator().manual_seed(0)
     x, t = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
     label = torch.tensor([0.0, 1.0, 2.0, 1.0])
@@ -199,7 +196,7 @@ def test_seed_job_files(seed_job):
     train_val = read_net(seed_job / "train_val.prototxt")
     train = build_model(train_val, "TRAIN", input_shapes={"data": (3, 256, 256)})
     check_googlenet(train.blob_shapes(), 32)
-    assert train.outputs == ("loss1/loss", "loss2/loss", "loss")
+    assert train.outputs == ("loss", "loss1/loss", "loss2/loss")
     val = build_model(train_val, "TEST", input_shapes={"data": (3, 256, 256)})
     check_googlenet(val.blob_shapes(), 16)
     assert {"accuracy", "accuracy-top5", "loss1/accuracy"} <= set(val.outputs)

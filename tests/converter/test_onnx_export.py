@@ -69,11 +69,15 @@ def test_graph_opset_dynamic_batch_and_checker(seed_export):
     dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
     assert inp.name == "data" and dims == ["batch", 3, 224, 224] and out.name == "softmax"
     ops = [n.op_type for n in proto.graph.node]
-    assert ops.count("LRN") == 2 and ops.count("MaxPool") == 13 and ops.count("AveragePool") == 1
+    assert ops.count("Conv") == 57 + 2  # two LRN layers: their channel sums are 1x1 Convs
+    assert ops.count("MaxPool") == 13 and ops.count("AveragePool") == 1 and "LRN" not in ops
     for node in proto.graph.node:  # no runtime's ceil_mode semantics are relied on
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type in ("MaxPool", "AveragePool"):
-            assert attrs.get("ceil_mode", 0) == 0 and attrs["pads"][:2] == [0, 0]
+            assert attrs.get("ceil_mode", 0) == 0
+            assert all(p < k for p, k in zip(attrs["pads"], attrs["kernel_shape"] * 2))
+        if node.op_type == "AveragePool":  # Caffe's pad is a Pad node, so the divisor counts it
+            assert attrs["pads"][:2] == [0, 0] and attrs["count_include_pad"] == 0
 
 
 def test_metadata_carries_the_preprocessing(seed_export):
@@ -171,7 +175,7 @@ def test_many_layer_types_export_and_agree(tmp_path):
         prob = model(torch.from_numpy(real))["prob"]
     assert 0.05 < prob.min() and prob.max() < 0.6  # not saturated: the comparison means something
     ops = {n.op_type for n in onnx.load(tmp_path / "zoo.onnx").graph.node}
-    assert {"ConvTranspose", "PRelu", "LRN", "AveragePool", "MaxPool", "Pad", "Elu"} <= ops
+    assert {"ConvTranspose", "PRelu", "Sqrt", "AveragePool", "MaxPool", "Pad", "Elu"} <= ops
 
 
 def test_disagreement_fails_and_writes_nothing(tmp_path):
@@ -195,3 +199,20 @@ def test_errors(tmp_path, seed_job, capsys):
         export_onnx(build_model(no_softmax), tmp_path / "m.onnx")
     with pytest.raises(ConverterError, match="opset 13 is too old"):
         export_onnx(build_model(parse_net(ZOO)), tmp_path / "m.onnx", opset=13)
+
+
+def test_pixel_mean_from_digits_settings(seed_job, tmp_path):
+    from converter.onnx_export import JobFiles, preprocessing_metadata
+    model = build_model(seed_job / "deploy.prototxt", seed=0)
+    pixel = JobFiles(seed_job / "deploy.prototxt", tmp_path / "w", info={"mean subtraction": "pixel"})
+    meta = preprocessing_metadata(model, pixel, seed_job / "mean.binaryproto", ["a"])
+    assert meta["mean_type"] == "pixel" and "mean_data" not in meta
+    assert len(json.loads(meta["mean_pixel"])) == 3
+    write_text(parse_net('layer { name: "d" type: "Data" top: "data" include { phase: TEST } '
+                         'transform_param { mean_value: 104 mean_value: 117 mean_value: 123 scale: 0.5 } }'),
+               tmp_path / "train_val.prototxt")
+    from_train_val = JobFiles(seed_job / "deploy.prototxt", tmp_path / "w", train_val=tmp_path / "train_val.prototxt")
+    meta = preprocessing_metadata(model, from_train_val, None, [])
+    assert json.loads(meta["mean_pixel"]) == [104, 117, 123] and meta["scale"] == "0.5"
+    none = JobFiles(seed_job / "deploy.prototxt", tmp_path / "w", info={"mean subtraction": "none"})
+    assert preprocessing_metadata(model, none, seed_job / "mean.binaryproto", [])["mean_type"] == "none"
