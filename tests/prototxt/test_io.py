@@ -135,3 +135,12 @@ def test_failed_write_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypat
         io.write_text(caffe_pb2.NetParameter(name="new"), path)
     assert path.read_text() == 'name: "old"\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.prototxt"]
+
+
+def test_written_files_get_the_umask_modes_not_private_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = io.write_text(caffe_pb2.NetParameter(name="n"), tmp_path / "net.prototxt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
