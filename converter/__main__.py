@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from prototxt import STANDARD_NETWORKS, build_network, read_net
-from prototxt.cli import add_common_flags, run
+from prototxt.cli import command_parser, main_with_commands
 
 from .errors import ConverterError
 from .shapes import describe, fmt, infer_shapes, parse_dims
@@ -97,9 +97,8 @@ def add_net_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m converter", description="Caffe networks as PyTorch graphs with Caffe's numerics; .caffemodel I/O; ONNX export.")
-    add_common_flags(parser)
-    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    parser, sub = command_parser("python -m converter", "Caffe networks as PyTorch graphs with "
+                                 "Caffe's numerics; .caffemodel I/O; ONNX export.")
 
     p = sub.add_parser("shapes", help="print every top's shape and parameter counts",
                        description="Infer shapes without running: each layer's tops as Caffe's "
@@ -138,15 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    def dispatch(args: argparse.Namespace) -> int:
-        if getattr(args, "func", None) is None:
-            parser.print_help()
-            return 2
-        return args.func(args)
-
-    return run(dispatch, parser, argv)
+    return main_with_commands(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prototxt import blob_shape, caffe_pb2, read_blob, read_net
+from prototxt import atomic_write, blob_shape, caffe_pb2, read_blob, read_net
 from .caffemodel import blob_array, load_caffemodel
 from .errors import ConverterError
 from .net import CaffeNet, build_model
@@ -253,16 +252,7 @@ def export_onnx(model: CaffeNet, out: str | os.PathLike, metadata: dict[str, str
         raise ConverterError("PyTorch and ONNX Runtime disagree: max abs difference "
                              + ", ".join(f"{k} {v:.3g}" for k, v in differences.items())
                              + f" (tolerance {tolerance:g}); nothing was written", model.source)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = atomic_write(out, data)
     return ExportReport(out, opset, name, shape, output, differences)
 
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import lmdb
-from prototxt.cli import add_common_flags, run
+from prototxt.cli import command_parser, main_with_commands
 
 from .build import BuildOptions, BuildResult, build_dataset
 from .datum import ENCODINGS
@@ -163,9 +163,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lmdb_builder", description="DIGITS datasets (MNIST, image folders, list files) into LMDB of Caffe Datum, byte-compatible with DIGITS.")
-    add_common_flags(parser)
-    sub = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    parser, sub = command_parser("python -m lmdb_builder", "DIGITS datasets (MNIST, image folders, "
+                                 "list files) into LMDB of Caffe Datum, byte-compatible with DIGITS.")
 
     p = sub.add_parser("mnist", help="MNIST as DIGITS' Getting Started built it",
                        description="Build MNIST the way DIGITS did from its downloader's folders "
@@ -229,15 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-
-    def dispatch(args: argparse.Namespace) -> int:
-        if getattr(args, "func", None) is None:
-            parser.print_help()
-            return 2
-        return args.func(args)
-
-    return run(dispatch, parser, argv, errors=(BuilderError, lmdb.Error))
+    return main_with_commands(build_parser(), argv, errors=(BuilderError, lmdb.Error))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 
 from prototxt import caffe_pb2
 from prototxt.errors import DigitsError, PrototxtError
-from prototxt.io import write_text
+from prototxt.io import read_blob, write_text
 from prototxt.netstate import layer_included, make_state
 
 log = logging.getLogger(__name__)
@@ -273,11 +273,8 @@ def digits_split(network: NetParameter, facts: DatasetFacts, crop_size: int | No
         raise PrototxtError(f"use_mean must be one of {', '.join(MEAN_CHOICES)}, not "
                             f"{use_mean!r}", field="use_mean")
     if use_mean == "pixel" and mean_pixel is None:
-        try:
-            blob = caffe_pb2.BlobProto.FromString(Path(facts.mean_file).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise PrototxtError(f"cannot read the mean file: {exc}", path=facts.mean_file) from exc
-        mean_pixel = mean_pixel_from_blob(blob, facts.channels, facts.height, facts.width)
+        mean_pixel = mean_pixel_from_blob(read_blob(facts.mean_file), facts.channels,
+                                          facts.height, facts.width)
 
     original = NetParameter()
     original.CopyFrom(network)

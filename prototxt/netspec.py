@@ -26,6 +26,7 @@ from google.protobuf.message import Message
 
 from prototxt import caffe_pb2
 from prototxt.errors import PrototxtError
+from prototxt.schema import is_repeated
 
 __all__ = ["Net", "NetSpecError", "fill"]
 
@@ -40,12 +41,6 @@ class _FieldError(Exception):
     def __init__(self, path: str, problem: str):
         self.path, self.problem = path, problem
         super().__init__(f"{path}: {problem}")
-
-
-def _is_repeated(field: FieldDescriptor) -> bool:
-    # `is_repeated` is new in protobuf 5.29; older releases only have `label`.
-    repeated = getattr(field, "is_repeated", None)
-    return field.label == field.LABEL_REPEATED if repeated is None else repeated
 
 
 def _scalar(field: FieldDescriptor, value: Any, path: str) -> Any:
@@ -76,7 +71,7 @@ def fill(message: Message, values: Mapping[str, Any], path: str = "") -> Message
             continue
         is_message = field.type == field.TYPE_MESSAGE
         try:
-            if _is_repeated(field):
+            if is_repeated(field):
                 if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
                     if is_message:
                         raise _FieldError(where, f"is repeated; give a list of dicts, "

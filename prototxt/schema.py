@@ -65,11 +65,8 @@ def generate_module_source() -> str:
 
 def regenerate() -> Path:
     """Write caffe_pb2.py next to caffe.proto (atomically)."""
-    src = generate_module_source()
-    tmp = MODULE.with_name(MODULE.name + ".tmp")
-    tmp.write_text(src)
-    tmp.replace(MODULE)
-    return MODULE
+    from .io import atomic_write  # io imports this module (is_repeated) at its top
+    return atomic_write(MODULE, generate_module_source().encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import lmdb
-
-from prototxt import caffe_pb2, read_blob
+from lmdb_builder import DatumDB
+from prototxt import blob_shape, read_blob
 from prototxt.errors import PrototxtError
 
 
@@ -40,23 +39,8 @@ def lmdb_entries(path: Path) -> int:
     """Number of records in the LMDB folder `path` (0 if there is none)."""
     if not (path / "data.mdb").is_file():
         return 0
-    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, max_dbs=0)
-    try:
-        return env.stat()["entries"]
-    finally:
-        env.close()
-
-
-def _first_datum(path: Path) -> caffe_pb2.Datum:
-    env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, max_dbs=0)
-    try:
-        with env.begin() as txn:
-            cursor = txn.cursor()
-            if not cursor.first():
-                raise PrototxtError("the database is empty", path)
-            return caffe_pb2.Datum.FromString(cursor.value())
-    finally:
-        env.close()
+    with DatumDB(path) as db:
+        return len(db)
 
 
 def _resize_mode(folder: Path) -> str:
@@ -83,12 +67,10 @@ def read_dataset_info(folder: str | Path) -> DatasetInfo:
     if n_train == 0:
         raise PrototxtError("the dataset has no training records (train_db missing or empty)", folder)
     if (folder / "mean.binaryproto").is_file():
-        blob = read_blob(folder / "mean.binaryproto")
-        dims = tuple(blob.shape.dim) if blob.HasField("shape") else (blob.num, blob.channels,
-                                                                     blob.height, blob.width)
-        channels, height, width = dims[-3:]
+        channels, height, width = blob_shape(read_blob(folder / "mean.binaryproto"))[-3:]
     else:
-        datum = _first_datum(folder / "train_db")
+        with DatumDB(folder / "train_db") as db:
+            datum = db.datum(0)
         channels, height, width = datum.channels, datum.height, datum.width
     return DatasetInfo(folder, labels, n_train, lmdb_entries(folder / "val_db"), height, width,
                        channels, _resize_mode(folder))

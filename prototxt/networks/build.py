@@ -6,13 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from google.protobuf import text_format
 
+from prototxt.io import atomic_write
 from prototxt.networks import STANDARD_NETWORKS, build_network, network_path
 
 HEADER = """\
@@ -30,16 +29,7 @@ def render(name: str) -> str:
 
 def write(name: str, path: Path | None = None) -> Path:
     """Write network `name` atomically (temporary file in the same folder, then rename)."""
-    path = path or network_path(name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(render(name))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path or network_path(name), render(name).encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
