@@ -38,6 +38,27 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .solver import Options, Solver, TrainingDiverged
+    from .snapshot import latest_snapshot, snapshot_prefix
+    resume = args.resume
+    solver = Solver(args.solver, Options(
+        dataset=args.dataset, weights=[w for w in (args.weights or "").split(",") if w],
+        resume=None, device=args.device, workers=args.workers, max_iter=args.max_iter,
+        test_iter=args.test_iter, fast=args.fast, progress=False if args.no_progress else None))
+    if resume == "auto":
+        resume = latest_snapshot(solver.prefix)
+    if resume:
+        solver.options.resume = Path(resume)
+    try:
+        result = solver.solve()
+    except TrainingDiverged:
+        return 3
+    if result.stopped_early:
+        return 130
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
@@ -73,7 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int, help="crop (must fit the images)")
     p.add_argument("--mean", choices=("image", "pixel", "none"), default="image")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--train", action="store_true", help="then train it (trainer run)")
     p.set_defaults(func=cmd_new)
+
+    p = commands.add_parser("run", help="train from a Caffe solver file, as `caffe train` did",
+                            description="Train the solver's net with Caffe's semantics: test and "
+                                        "display intervals, iter_size, lr policies, solver types, "
+                                        "snapshots (.caffemodel + .solverstate), caffe_output.log, "
+                                        "metrics.csv and training.png in the solver's folder.")
+    p.add_argument("solver", help="solver.prototxt (its net paths resolve against its folder)")
+    p.add_argument("--dataset", type=Path,
+                   help="dataset folder: point the Data layers at DIR/train_db, DIR/val_db and "
+                        "DIR/mean.binaryproto (for jobs made on another machine)")
+    p.add_argument("--weights", help="comma-separated .caffemodel files to start from (by layer name)")
+    p.add_argument("--resume", help="a .solverstate to continue from, or 'auto' for the newest snapshot")
+    p.add_argument("--device", help="cpu (default), cuda or cuda:N")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes preparing batches ahead (default 0: in the training process)")
+    p.add_argument("--max-iter", type=int, help="override the solver's max_iter")
+    p.add_argument("--test-iter", type=int, help="override test_iter (batches per test) of every test net")
+    p.add_argument("--fast", action="store_true",
+                   help="bf16 autocast where the hardware has it, channels_last (not bit-faithful)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

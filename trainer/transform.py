@@ -35,6 +35,11 @@ class DataTransformer:
         self.mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         self.mean_value = np.asarray(param.mean_value, dtype=np.float32)
 
+    def reseed(self, seed: int | list[int] | None) -> None:
+        """Restart the random stream (the trainer seeds each batch, so any batch can be made
+        again after a resume or by another worker process)."""
+        self.rng = np.random.default_rng(seed)
+
     def output_shape(self, channels: int, height: int, width: int) -> tuple[int, int, int]:
         return (channels, self.crop, self.crop) if self.crop else (channels, height, width)
 

@@ -1,0 +1,271 @@
+"""The solver loop against an independent float64 NumPy replay of Caffe, exact resume, logs."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.solver import Options, Solver
+
+from . import tiny
+
+QUIET = dict(echo=False, progress=False)
+
+
+@pytest.fixture
+def dataset(tmp_path, rng):
+    arrays = tiny.make_dataset(tmp_path / "data", rng, n_train=22, n_val=14)
+    return tmp_path / "data", arrays
+
+
+# -- float64 replay of Caffe: InnerProduct + SoftmaxWithLoss, the update formulas of sgd_solver.cpp,
+# written out here without trainer.updates.
+
+def _replay(kind: str, fields: dict, w: np.ndarray, b: np.ndarray, x: np.ndarray, y: np.ndarray,
+            batch: int, iter_size: int, iters: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    n = len(x)
+    flat = x.reshape(n, -1).astype(np.float64) * 0.01
+    params = [w.astype(np.float64), b.astype(np.float64)]
+    lr_mult, decay_mult = [1.0, 2.0], [1.0, 0.0]
+    hist = [[np.zeros_like(p) for p in params] for _ in range(2)]
+    m, wd = fields.get("momentum", 0.0), fields["weight_decay"]
+    delta = fields.get("delta", 1e-8)
+    losses = []
+    k = 0
+    for it in range(iters):
+        grads = [np.zeros_like(p) for p in params]
+        loss = 0.0
+        for _ in range(iter_size):
+            idx = [(k * batch + j) % n for j in range(batch)]
+            k += 1
+            xb, yb = flat[idx], y[idx]
+            logits = xb @ params[0].T + params[1]
+            p = np.exp(logits - logits.max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            loss += -np.log(p[np.arange(batch), yb]).mean()
+            d = p.copy()
+            d[np.arange(batch), yb] -= 1
+            d /= batch
+            grads[0] += d.T @ xb
+            grads[1] += d.sum(0)
+        losses.append(loss / iter_size)
+        rate = fields["base_lr"] * fields["gamma"] ** (it // fields["stepsize"])
+        for i, (param, grad) in enumerate(zip(params, grads)):
+            g = grad / iter_size + wd * decay_mult[i] * param
+            lr = rate * lr_mult[i]
+            h, h2 = hist[0][i], hist[1][i]
+            if kind == "SGD":
+                h[...] = m * h + lr * g
+                u = h.copy()
+            elif kind == "Nesterov":
+                old = h.copy()
+                h[...] = m * h + lr * g
+                u = (1 + m) * h - m * old
+            elif kind == "AdaGrad":
+                h += g * g
+                u = lr * g / (np.sqrt(h) + delta)
+            elif kind == "RMSProp":
+                rho = fields["rms_decay"]
+                h[...] = rho * h + (1 - rho) * g * g
+                u = lr * g / (np.sqrt(h) + delta)
+            elif kind == "AdaDelta":
+                h[...] = m * h + (1 - m) * g * g
+                step = g * np.sqrt((h2 + delta) / (h + delta))
+                h2[...] = m * h2 + (1 - m) * step * step
+                u = lr * step
+            elif kind == "Adam":
+                b2 = fields["momentum2"]
+                t = it + 1
+                h[...] = m * h + (1 - m) * g
+                h2[...] = b2 * h2 + (1 - b2) * g * g
+                u = lr * np.sqrt(1 - b2 ** t) / (1 - m ** t) * h / (np.sqrt(h2) + delta)
+            param -= u
+    return params[0], params[1], losses
+
+
+SOLVERS = {
+    "SGD": dict(momentum=0.9),
+    "Nesterov": dict(momentum=0.9),
+    "AdaGrad": dict(momentum=0.0, delta=1e-6),
+    "RMSProp": dict(momentum=0.0, rms_decay=0.9, delta=1e-6, base_lr=0.01),
+    "AdaDelta": dict(momentum=0.95, delta=1e-6, base_lr=1.0),
+    "Adam": dict(momentum=0.9, momentum2=0.999, delta=1e-8, base_lr=0.01),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SOLVERS))
+def test_each_solver_type_follows_a_float64_replay_of_caffe(tmp_path, dataset, kind):
+    folder, arrays = dataset
+    fields = {**dict(base_lr=0.05, gamma=0.5, stepsize=8, weight_decay=0.01), **SOLVERS[kind]}
+    path = tiny.write_job(tmp_path / "job", folder, train_batch=4, iter_size=2, type=kind,
+                          test_interval=0, snapshot=0, snapshot_after_train=False, **fields)
+    solver = Solver(path, Options(log_file=None, **QUIET))
+    ip = solver.train.model.caffe_blobs("ip")
+    w0, b0 = (t.detach().numpy().copy() for t in ip)
+    result = solver.solve()
+    x, y = arrays["train_db"]
+    w, b, losses = _replay(kind, fields, w0, b0, x, y, batch=4, iter_size=2, iters=20)
+    np.testing.assert_allclose([result.train_losses[i] for i in range(20)], losses, rtol=2e-5, atol=1e-7)
+    np.testing.assert_allclose(ip[0].detach().numpy(), w, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ip[1].detach().numpy(), b, rtol=1e-4, atol=1e-6)
+    assert result.iteration == 20
+    assert solver.current_step == 19 // 8  # Caffe's step policy keeps iter / stepsize
+
+
+def _run(solver_path, **kw):
+    solver = Solver(solver_path, Options(log_file=None, **QUIET, **kw))
+    return solver, solver.solve()
+
+
+def test_resume_gives_the_same_losses_and_weights_as_an_uninterrupted_run(tmp_path, dataset):
+    folder, _ = dataset
+    # crop and mirror in TRAIN, dropout: every random stream must continue exactly
+    common = dict(body=tiny.CONV, transform="scale: 0.01 crop_size: 5 mirror: true",
+                  max_iter=24, test_interval=6, test_iter=4, snapshot=0)
+    whole, r_whole = _run(tiny.write_job(tmp_path / "whole", folder, **common))
+    part_path = tiny.write_job(tmp_path / "part", folder, **common)
+    _, r_first = _run(part_path, max_iter=13)       # snapshot_after_train writes iter 13
+    state = tmp_path / "part" / "snapshot_iter_13.solverstate"
+    assert state.is_file()
+    resumed, r_rest = _run(part_path, resume=state)
+    for i in range(24):
+        expected = r_whole.train_losses[i]
+        got = (r_first if i < 13 else r_rest).train_losses[i]
+        assert got == expected, f"iteration {i}"
+    assert r_rest.tests == [t for t in r_whole.tests if t[0] >= 13]
+    for a, b in zip(whole.train.model.parameters(), resumed.train.model.parameters()):
+        assert torch.equal(a, b)
+    assert min(r_rest.train_losses) == 13
+
+
+def test_tests_count_for_the_test_cursor(tmp_path, dataset):
+    folder, _ = dataset
+    solver = Solver(tiny.write_job(tmp_path / "j", folder, test_interval=5), Options(log_file=None, **QUIET))
+    assert [solver.tests_before(i) for i in (0, 1, 5, 6, 10, 11)] == [0, 1, 1, 2, 2, 3]
+    solver.param.test_initialization = False
+    assert [solver.tests_before(i) for i in (0, 1, 5, 6, 10, 11)] == [0, 0, 0, 1, 1, 2]
+    solver.batches.close()
+
+
+def test_test_net_wraps_around_and_carries_on(tmp_path, dataset):
+    """14 val records, batch 5, test_iter 4: each test reads 20 records, and the next test
+    starts where the last one stopped (Caffe's test net keeps its data cursor)."""
+    folder, arrays = dataset
+    path = tiny.write_job(tmp_path / "j", folder, val_batch=5, test_iter=4, test_interval=3,
+                          max_iter=6, snapshot=0)
+    solver = Solver(path, Options(log_file=None, **QUIET))
+    seen = []
+    solver.tests[0].model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(kwargs["label"].tolist()), with_kwargs=True)
+    solver.solve()
+    labels = arrays["val_db"][1]
+    assert len(seen) == 12  # tests at 0, 3, 6
+    flat = [label for batch in seen for label in batch]
+    assert flat == [int(labels[i % 14]) for i in range(60)]
+
+
+def test_caffe_log_lines_and_metrics(tmp_path, dataset):
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, max_iter=20, display=5, test_interval=10)
+    Solver(path, Options(progress=False, echo=False)).solve()
+    log = (tmp_path / "j" / "caffe_output.log").read_text().splitlines()
+    glog = re.compile(r"^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.]+:\d+\] (.*)$")
+    messages = [glog.match(line).group(1) for line in log]
+    assert messages[0] == "Solving tiny"
+    assert "Learning Rate Policy: step" in messages
+    assert [m for m in messages if m.startswith("Iteration") and "lr =" in m] == [
+        f"Iteration {i}, lr = {0.05 * 0.5 ** (i // 8):g}" for i in (0, 5, 10, 15)]
+    display = [m for m in messages if re.match(r"Iteration \d+ \(.* iter/s, .*s/5 iters\), loss = ", m)]
+    assert len(display) == 4 + 0  # 0, 5, 10, 15; the final one ("Iteration 20, loss = ") is separate
+    assert any(re.fullmatch(r"Iteration 20, loss = [\d.e-]+", m) for m in messages)
+    tests = [m for m in messages if "Test net output" in m]
+    assert len(tests) == 3 * 2  # iterations 0, 10, 20; accuracy and loss
+    assert re.fullmatch(r"    Test net output #1: loss = [\d.e-]+ \(\* 1 = [\d.e-]+ loss\)", tests[1])
+    assert "Snapshotting to binary proto file " + str(tmp_path / "j" / "snapshot_iter_10.caffemodel") in messages
+    assert messages[-1] == "Optimization Done."
+    csv = (tmp_path / "j" / "metrics.csv").read_text().splitlines()
+    assert csv[0] == "iteration,epoch,phase,name,value"
+    rows = [r.split(",") for r in csv[1:]]
+    assert {(r[2], r[3]) for r in rows} == {("train", "loss"), ("lr", "lr"), ("val", "accuracy"),
+                                            ("val", "loss")}
+    # epoch = iteration * batch / records (4 per batch, 22 records)
+    assert all(abs(float(r[1]) - int(r[0]) * 4 / 22) < 1e-6 for r in rows)
+    assert (tmp_path / "j" / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for n in (10, 20):
+        assert (tmp_path / "j" / f"snapshot_iter_{n}.caffemodel").is_file()
+        assert (tmp_path / "j" / f"snapshot_iter_{n}.solverstate").is_file()
+
+
+def test_solverstate_is_caffes_message(tmp_path, dataset):
+    from prototxt import read_solverstate
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, type="Adam", momentum=0.9, momentum2=0.999,
+                          lr_policy="multistep", stepvalue=[3, 6], max_iter=10, test_interval=0,
+                          snapshot=0, base_lr=0.01)
+    solver, _ = _run(path)
+    state = read_solverstate(tmp_path / "j" / "snapshot_iter_10.solverstate")
+    assert state.iter == 10 and state.current_step == 2
+    assert state.learned_net == "snapshot_iter_10.caffemodel"
+    assert len(state.history) == 4  # Adam: two sets for weight and bias
+    assert list(state.history[0].shape.dim) == [3, 60]
+    np.testing.assert_array_equal(np.asarray(state.history[2].data, np.float32).reshape(3, 60),
+                                  solver.histories[0][1].numpy())
+
+
+def test_weights_start_from_a_caffemodel(tmp_path, dataset):
+    folder, _ = dataset
+    first, _ = _run(tiny.write_job(tmp_path / "a", folder, max_iter=5, test_interval=0, snapshot=0))
+    second = Solver(tiny.write_job(tmp_path / "b", folder, max_iter=5, random_seed=99),
+                    Options(log_file=None, weights=[str(tmp_path / "a" / "snapshot_iter_5.caffemodel")],
+                            **QUIET))
+    for a, b in zip(first.train.model.caffe_blobs("ip"), second.train.model.caffe_blobs("ip")):
+        assert torch.equal(a, b)
+    second.batches.close()
+
+
+def test_lr_mult_zero_is_frozen_but_keeps_caffes_history(tmp_path, dataset):
+    folder, _ = dataset
+    body = tiny.LINEAR.replace("param { lr_mult: 2 decay_mult: 0 }", "param { lr_mult: 0 decay_mult: 1 }")
+    path = tiny.write_job(tmp_path / "j", folder, body=body, max_iter=6, test_interval=0, snapshot=0)
+    solver = Solver(path, Options(log_file=None, **QUIET))
+    bias = solver.train.model.caffe_blobs("ip")[1].detach().clone()
+    solver.solve()
+    assert torch.equal(solver.train.model.caffe_blobs("ip")[1], bias)
+    assert len(solver.histories) == 2
+
+
+def test_nan_loss_stops_with_the_hint_and_keeps_the_last_snapshot(tmp_path, dataset):
+    from trainer.solver import TrainingDiverged
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, base_lr=1e30, max_iter=50, snapshot=1,
+                          test_interval=0, lr_policy="fixed")
+    with pytest.raises(TrainingDiverged, match="decreasing"):
+        Solver(path, Options(**QUIET)).solve()
+    snaps = sorted((tmp_path / "j").glob("*.caffemodel"))
+    assert snaps, "the snapshots made before the loss went NaN are kept"
+    log = (tmp_path / "j" / "caffe_output.log").read_text()
+    assert "learning rate" in log
+
+
+def test_ctrl_c_snapshots_and_resumes(tmp_path, dataset):
+    import signal
+    folder, _ = dataset
+    common = dict(max_iter=12, test_interval=0, snapshot=0)
+    whole, r_whole = _run(tiny.write_job(tmp_path / "whole", folder, **common))
+    path = tiny.write_job(tmp_path / "j", folder, **common)
+    solver = Solver(path, Options(log_file=None, **QUIET))
+    calls = []
+
+    def interrupt(module, args):
+        calls.append(1)
+        if len(calls) == 5:  # during iteration 4
+            signal.raise_signal(signal.SIGINT)
+    solver.train.model.register_forward_pre_hook(interrupt)
+    result = solver.solve()
+    assert result.stopped_early and result.iteration == 5
+    state = tmp_path / "j" / "snapshot_iter_5.solverstate"
+    assert state.is_file()
+    _, rest = _run(path, resume=state)
+    assert [rest.train_losses[i] for i in range(5, 12)] == [r_whole.train_losses[i] for i in range(5, 12)]

@@ -1,0 +1,176 @@
+"""Caffe's Data layer: batches from an LMDB in key order, wrapping around, through the
+DataTransformer; prefetched by worker processes.
+
+Batch k of a source holds records (g * B + j) mod N, j < B, with g = k * world + rank: one
+process reads the database straight through and wraps at the end like Caffe's DataReader; with
+several processes (torchrun) they take global batches in turn, as Caffe's multi-GPU readers did,
+so the global batch is B * world. The transformer's random stream (crop offsets, mirror) is
+seeded per batch from (seed, phase, g): any batch can be made again, by any worker, which makes
+prefetching deterministic and a resumed run read exactly what an uninterrupted one would.
+Caffe drew from one Boost stream, so the crops and flips have Caffe's distribution, not its
+exact draws.
+
+force_color / force_gray (encoded datums, as in Caffe) convert 1 -> 3 channels by repetition and
+3 -> 1 with OpenCV's BGR2GRAY weights.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lmdb_builder import DatumDB, read_mean
+from prototxt import caffe_pb2
+from prototxt.errors import PrototxtError
+
+from .transform import DataTransformer
+
+_GRAY = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # B, G, R (OpenCV BGR2GRAY)
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Everything needed to make any batch of one Data layer (picklable, for workers)."""
+    layer: str
+    path: str
+    batch_size: int
+    phase: int
+    transform: bytes          # serialized TransformationParameter
+    mean_file: str | None
+    seed: int
+    rank: int = 0
+    world: int = 1
+
+
+def source_spec(layer: caffe_pb2.LayerParameter, phase: int, seed: int, net_file: str,
+                rank: int = 0, world: int = 1) -> SourceSpec:
+    """Check a Data layer's database and mean file, naming the layer and suggesting --dataset."""
+    where = f"{net_file}: layer '{layer.name}' (Data)"
+    p = layer.data_param
+    if p.backend != caffe_pb2.DataParameter.LMDB:
+        raise PrototxtError(f"layer '{layer.name}': backend LEVELDB is not supported; rebuild the "
+                            f"dataset as LMDB with python -m lmdb_builder", net_file)
+    if p.batch_size <= 0:
+        raise PrototxtError(f"layer '{layer.name}': data_param.batch_size must be positive", net_file)
+    if not (Path(p.source) / "data.mdb").is_file():
+        raise PrototxtError(f"layer '{layer.name}': no LMDB at {p.source!r} (its data.mdb is "
+                            f"missing); if the job came from another machine, point it at a "
+                            f"rebuilt dataset with --dataset DIR", net_file)
+    mean_file = None
+    if layer.transform_param.HasField("mean_file"):
+        mean_file = layer.transform_param.mean_file
+        if not Path(mean_file).is_file():
+            raise PrototxtError(f"layer '{layer.name}': mean_file {mean_file!r} does not exist; "
+                                f"point the job at a rebuilt dataset with --dataset DIR", net_file)
+    if p.rand_skip:
+        raise PrototxtError(f"{where}: rand_skip is not supported", net_file)
+    return SourceSpec(layer.name, p.source, int(p.batch_size), phase,
+                      layer.transform_param.SerializeToString(), mean_file, seed, rank, world)
+
+
+class BatchMaker:
+    """Makes batch k of one source: (float32 B x C x h x w, int64 B labels)."""
+
+    def __init__(self, spec: SourceSpec):
+        self.spec = spec
+        self.db = DatumDB(spec.path)
+        self.size = len(self.db)
+        if self.size == 0:
+            raise PrototxtError(f"layer '{spec.layer}': the database is empty", spec.path)
+        param = caffe_pb2.TransformationParameter.FromString(spec.transform)
+        self.force_color, self.force_gray = param.force_color, param.force_gray
+        mean = read_mean(spec.mean_file) if spec.mean_file else None
+        self.transformer = DataTransformer(param, spec.phase, mean,
+                                           where=f"layer '{spec.layer}' transform_param")
+
+    def first_index(self, k: int) -> int:
+        s = self.spec
+        return ((k * s.world + s.rank) * s.batch_size) % self.size
+
+    def __call__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        s = self.spec
+        g = k * s.world + s.rank
+        self.transformer.reseed([s.seed & 0xFFFFFFFF, s.phase, g])
+        images, labels = [], []
+        for j in range(s.batch_size):
+            image, label = self.db[(g * s.batch_size + j) % self.size]
+            images.append(self.transformer(self._force(image)))
+            labels.append(label)
+        return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+    def _force(self, image: np.ndarray) -> np.ndarray:
+        if self.force_color and image.shape[0] == 1:
+            return np.repeat(image, 3, axis=0)
+        if self.force_gray and image.shape[0] == 3:
+            gray = np.tensordot(_GRAY, image.astype(np.float32), axes=1)
+            return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[None]
+        return image
+
+    def output_shape(self) -> tuple[int, int, int]:
+        image, _ = self.db[0]
+        c = 3 if self.force_color else 1 if self.force_gray else image.shape[0]
+        return self.transformer.output_shape(c, image.shape[1], image.shape[2])
+
+
+# -- worker processes ---------------------------------------------------------------------------
+_WORKER_MAKERS: dict[int, BatchMaker] = {}
+
+
+def _worker_init(specs: list[SourceSpec]) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _WORKER_MAKERS.clear()
+    _WORKER_MAKERS.update({i: BatchMaker(s) for i, s in enumerate(specs)})
+
+
+def _worker_batch(source: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return _WORKER_MAKERS[source](k)
+
+
+class Batches:
+    """All data sources of a run; `stream(i, start, count)` yields batches start, start+1, ...
+    of source i, `depth` ahead, made by `workers` processes (0: in this process)."""
+
+    def __init__(self, specs: list[SourceSpec], workers: int = 0, depth: int = 4):
+        self.specs = specs
+        self.makers = [BatchMaker(s) for s in specs]  # checks every source in this process
+        self.depth = max(1, depth)
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_init, initargs=(specs,))
+
+    def stream(self, source: int, start: int, count: int | None = None
+               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        stop = None if count is None else start + count
+        if self.pool is None:
+            k = start
+            while stop is None or k < stop:
+                yield self.makers[source](k)
+                k += 1
+            return
+        pending: deque[Future] = deque()
+        k = start
+        try:
+            while True:
+                while len(pending) < self.depth and (stop is None or k < stop):
+                    pending.append(self.pool.submit(_worker_batch, source, k))
+                    k += 1
+                if not pending:
+                    return
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        for maker in self.makers:
+            maker.db.close()

@@ -1,0 +1,61 @@
+"""Many processes through torchrun: one process per GPU (or CPU worker), DistributedDataParallel.
+
+Each process reads its own batches (trainer.data: global batches in turn), so the global batch is
+batch_size x WORLD_SIZE, and DDP averages the gradients over processes - what Caffe's multi-GPU
+solver did (NCCL sum, then 1/solver_count). Only rank 0 tests, logs and snapshots, as only
+Caffe's root solver did. Backend: nccl for CUDA, gloo for CPU.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def root(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+
+def from_env() -> Dist:
+    """The torchrun environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def start(ctx: Dist, device: torch.device) -> None:
+    if ctx.active and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def stop(ctx: Dist) -> None:
+    if ctx.active and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: Dist) -> None:
+    if ctx.active:
+        dist.barrier()
+
+
+def any_flag(ctx: Dist, flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every process when any process raised `flag` (NaN loss, Ctrl-C)."""
+    if not ctx.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,471 @@
+"""Caffe's Solver::Solve and Solver::Step on CaffeNet models (solver.cpp, sgd_solver.cpp).
+
+    Solve:  [restore] -> Step(max_iter - iter) -> snapshot_after_train (unless just snapshotted)
+            -> (early exit: stop) -> final train forward for the display loss when
+            iter % display == 0 -> final TestAll when iter % test_interval == 0
+    Step:   per iteration: zero the gradients; TestAll when test_interval and iter % test_interval
+            == 0 and (iter > 0 or test_initialization); iter_size forward/backward passes (loss =
+            their mean); smoothed loss over the last average_loss iterations; on display
+            iterations "Iteration N (...), loss = S" and every train net output; ApplyUpdate
+            (trainer.updates; "Iteration N, lr = X"); iter += 1; snapshot when iter % snapshot
+            == 0 or a snapshot was requested; stop when requested.
+    Test:   test_iter forward passes of the test net, which shares the train net's blobs by layer
+            name; each output is the mean of its per-batch values; the test net's data cursor
+            carries on from where the last test stopped (Caffe's wrap-around).
+
+Exact resume: the data position and every random stream derive from the iteration (batch k =
+iter * iter_size + pass; test cursor = tests done so far * test_iter; dropout reseeded from
+(seed, rank, iter)), and the .solverstate holds the rest (iter, current_step, history), so a
+resumed run computes what an uninterrupted one does. The smoothed loss restarts, as in Caffe.
+"""
+from __future__ import annotations
+
+import math
+import secrets
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converter.net import CaffeNet, build_model
+from prototxt import caffe_pb2, read_solver
+from prototxt.errors import PrototxtError
+
+from . import distributed
+from .caffe_log import CaffeLog, g
+from .data import Batches, SourceSpec, source_spec
+from .metrics import Metrics
+from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
+                       snapshot_prefix)
+from .solver_nets import DATA_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
+from .updates import caffe_apply_update, check_solver, from_caffe_order, init_history
+
+NAN_HINT = ("the loss is {value} at iteration {iteration}: training diverged. Try decreasing "
+            "the learning rate (DIGITS: \"Try decreasing your learning rate\"); the last good "
+            "snapshot is kept")
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+@dataclass
+class Options:
+    dataset: Path | None = None
+    weights: list[str] = field(default_factory=list)
+    resume: Path | None = None
+    device: str | None = None
+    workers: int = 0
+    max_iter: int | None = None
+    test_iter: int | None = None                # override every test net's test_iter
+    fast: bool = False
+    log_file: str | None = "caffe_output.log"   # in the solver's folder; None: no file
+    progress: bool | None = None                # None: a bar when stderr is a terminal
+    echo: bool = True                           # print the log lines to stdout
+
+
+@dataclass
+class Result:
+    iteration: int
+    stopped_early: bool
+    train_losses: dict[int, float]               # iteration -> loss (mean over iter_size)
+    tests: list[tuple[int, dict[str, float]]]    # (iteration, {output: value}) of test net 0
+    snapshots: list[Path]
+    seconds: float
+
+
+def _seed(solver: caffe_pb2.SolverParameter) -> tuple[int, bool]:
+    if solver.random_seed >= 0:
+        return int(solver.random_seed), True
+    return secrets.randbits(31), False
+
+
+def _iteration_seed(seed: int, rank: int, iteration: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1)[0])
+
+
+def share_blobs(train: CaffeNet, test: CaffeNet) -> None:
+    """Caffe's ShareTrainedLayersWith: test layers use the train layers' blobs of the same name."""
+    by_name = {info.name: info for info in train.layer_info if info.blobs}
+    for info in test.layer_info:
+        if not info.blobs or info.name not in by_name:
+            continue
+        source = train.caffe_blobs(info.name)
+        if len(source) != len(info.blobs):
+            raise PrototxtError(f"layer '{info.name}': the train net has {len(source)} blobs, "
+                                f"the test net {len(info.blobs)}; they cannot share", test.source)
+        module = getattr(test, info.module)
+        for blob, tensor in zip(info.blobs, source):
+            mine = getattr(module, blob.attr)
+            if mine.shape != tensor.shape:
+                raise PrototxtError(f"layer '{info.name}': cannot share blob {blob.attr}: the "
+                                    f"train net's is {list(tensor.shape)}, the test net's "
+                                    f"{list(mine.shape)}", test.source)
+            setattr(module, blob.attr, tensor)
+
+
+class _Net:
+    """One phase's model with its data sources: which source feeds which input blobs."""
+
+    def __init__(self, phase_net: PhaseNet, model: CaffeNet, feeds: list[tuple[int, tuple[str, ...]]]):
+        self.phase_net, self.model, self.feeds = phase_net, model, feeds
+
+
+class Solver:
+    def __init__(self, solver_path: str | Path, options: Options | None = None):
+        self.options = options or Options()
+        self.path = Path(solver_path).absolute()
+        if not self.path.is_file():
+            raise PrototxtError("no such solver file", self.path)
+        self.folder = self.path.parent
+        self.param = read_solver(self.path)
+        if self.options.max_iter is not None:
+            self.param.max_iter = self.options.max_iter
+        if self.options.test_iter is not None:
+            self.param.test_iter[:] = [self.options.test_iter] * len(self.param.test_iter)
+        check_solver(self.param)
+        if self.param.snapshot_format != caffe_pb2.SolverParameter.BINARYPROTO:
+            raise PrototxtError("snapshot_format HDF5 is not supported; use BINARYPROTO", self.path)
+        self.dist = distributed.from_env()
+        self.device = self._device()
+        distributed.start(self.dist, self.device)
+        self.seed, self.seeded = _seed(self.param)
+        self.log = CaffeLog(self._log_path(), echo=self._echo if self.options.echo else None,
+                            enabled=self.dist.root)
+        self.prefix = snapshot_prefix(self.param, self.folder, self.path)
+        self._bar = None
+
+        train = train_net(self.param, self.folder)
+        tests = test_nets(self.param, self.folder) if self.param.test_iter else []
+        if self.options.dataset is not None:
+            for phase_net in [train, *tests]:
+                point_at_dataset(phase_net, Path(self.options.dataset).absolute())
+        specs: list[SourceSpec] = []
+        layouts = []
+        for phase_net in [train, *tests]:
+            feeds = []
+            for layer in phase_net.net.layer:
+                if layer.type in DATA_LAYERS:
+                    specs.append(source_spec(layer, phase_net.phase, self.seed, phase_net.source,
+                                             self.dist.rank, self.dist.world))
+                    feeds.append((len(specs) - 1, tuple(layer.top)))
+                elif layer.type in ("Input", "ImageData", "MemoryData", "HDF5Data", "WindowData",
+                                    "DummyData", "Python"):
+                    raise PrototxtError(f"layer '{layer.name}' ({layer.type}): training reads "
+                                        f"Data layers (LMDB) only", phase_net.source)
+            if not feeds:
+                raise PrototxtError("the net has no Data layer in this phase; training needs one",
+                                    phase_net.source)
+            layouts.append(feeds)
+        self.batches = Batches(specs, self.options.workers)
+        self.train = self._build(train, layouts[0], seed=self.seed)
+        self.tests = [self._build(t, f, seed=self.seed) for t, f in zip(tests, layouts[1:])]
+        for test in self.tests:
+            share_blobs(self.train.model, test.model)
+            test.model.eval()
+        self.n_train = self.batches.makers[layouts[0][0][0]].size
+        self.batch_size = specs[layouts[0][0][0]].batch_size
+
+        self.params = list(self.train.model.caffe_params())
+        for _, _, tensor, spec in self.params:
+            tensor.requires_grad_(spec.lr_mult != 0)  # Caffe: no param_propagate_down
+        self.lr_mults = [float(spec.lr_mult) for *_, spec in self.params]
+        self.decay_mults = [float(spec.decay_mult) for *_, spec in self.params]
+        self.histories = [init_history(self.param.type, t) for _, _, t, _ in self.params]
+        self.iteration = 0
+        self.current_step = 0
+        if self.options.weights:
+            for line in load_weights(self.train.model, self.options.weights):
+                self.log("info", f"Finetuning from {line}")
+        self.forward_model = self.train.model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = DistributedDataParallel(self.train.model, device_ids=ids,
+                                                         broadcast_buffers=False)
+        self._stop_requested = False
+        self._snapshot_requested = False
+
+    # -- setup helpers -------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        spec = self.options.device or "cpu"
+        if spec.startswith("cuda") and self.dist.active and spec == "cuda":
+            spec = f"cuda:{self.dist.local_rank}"
+        device = torch.device(spec)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise PrototxtError(f"--device {spec}: CUDA is not available on this machine")
+        return device
+
+    def _log_path(self) -> Path | None:
+        return None if self.options.log_file is None else self.folder / self.options.log_file
+
+    def _echo(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def _build(self, phase_net: PhaseNet, feeds, seed: int) -> _Net:
+        shapes: dict[str, tuple[int, ...]] = {}
+        for source, tops in feeds:
+            shapes[tops[0]] = self.batches.makers[source].output_shape()
+        model = build_model(phase_net.net, phase_net.phase, phase_net.stages, phase_net.level,
+                            input_shapes=shapes, seed=seed, source=phase_net.source)
+        return _Net(phase_net, model.to(self.device), feeds)
+
+    # -- the loop ------------------------------------------------------------------------------
+    def restore(self, path: str | Path) -> None:
+        state = read_snapshot_state(path)
+        load_weights(self.train.model, [state.learned_net])
+        tensors = [t for _, _, t, _ in self.params]
+        restored = from_caffe_order(state.history, len(tensors), self.param.type)
+        for i, (tensor, blobs) in enumerate(zip(tensors, restored)):
+            for j, values in enumerate(blobs):
+                if values.size != tensor.numel():
+                    raise PrototxtError(f"history blob for parameter {i} holds {values.size} "
+                                        f"values; the parameter has {tensor.numel()}", path)
+                self.histories[i][j].copy_(torch.from_numpy(values.reshape(tensor.shape)))
+        self.iteration, self.current_step = state.iteration, state.current_step
+        self.log("restore", f"SGDSolver: restoring history")
+        self.log("info", f"Resuming from {path} at iteration {self.iteration}")
+
+    def tests_before(self, iteration: int) -> int:
+        """How many TestAll calls an uninterrupted run made before reaching `iteration`."""
+        interval = self.param.test_interval
+        if not interval or not self.tests:
+            return 0
+        done = (iteration - 1) // interval + 1 if iteration > 0 else 0  # i = 0, k, 2k... < iteration
+        if not self.param.test_initialization and iteration > 0:
+            done -= 1
+        return done
+
+    def epoch(self, iteration: int) -> float:
+        return iteration * self.batch_size * self.param.iter_size * self.dist.world / self.n_train
+
+    def solve(self) -> Result:
+        start_time = time.time()
+        if self.options.resume:
+            try:
+                self.restore(self.options.resume)
+            except BaseException:
+                self.batches.close()
+                raise
+        self.log("solve", f"Solving {self.train.model.net.name}")
+        self.log("policy", f"Learning Rate Policy: {self.param.lr_policy}")
+        if not self.seeded:
+            self.log("info", f"random_seed not set: using {self.seed}")
+        self.log("info", f"device: {self.device}" + (f", {self.dist.world} processes, global "
+                 f"batch {self.batch_size * self.dist.world}" if self.dist.active else ""))
+        metrics = Metrics(self.folder, self.iteration, enabled=self.dist.root)
+        self.metrics = metrics
+        result = Result(self.iteration, False, {}, [], [], 0.0)
+        self._test_pass = self.tests_before(self.iteration)
+        start_iter = self.iteration
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        self._bar = self._progress(start_iter)
+        try:
+            self._step(self.param.max_iter - self.iteration, result)
+            if self.param.snapshot_after_train and (
+                    not self.param.snapshot or self.iteration % self.param.snapshot != 0):
+                self._snapshot(result)
+            if result.stopped_early:
+                self.log("stopped", "Optimization stopped early.")
+            else:
+                if self.param.display and self.iteration % self.param.display == 0:
+                    loss = self._final_loss()
+                    self.log("final_loss", f"Iteration {self.iteration}, loss = {g(loss)}")
+                if self.param.test_interval and self.iteration % self.param.test_interval == 0:
+                    self._test_all(result)
+                self.log("done", "Optimization Done.")
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            metrics.flush(chart=True, force=True)
+            self.batches.close()
+            self.log.close()
+            distributed.stop(self.dist)
+        result.iteration = self.iteration
+        result.seconds = time.time() - start_time
+        return result
+
+    def _progress(self, start: int):
+        enabled = self.options.progress
+        if not self.dist.root or enabled is False:
+            return None
+        from tqdm import tqdm
+        return tqdm(total=self.param.max_iter, initial=start, unit="it", dynamic_ncols=True,
+                    disable=None if enabled is None else False, desc="train")
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self.log("info", "Interrupted: stopping after this iteration (snapshot, then exit; "
+                         "resume with --resume). Press Ctrl-C again to abort now.", level="W")
+
+    def _inputs(self, net: _Net, batches: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict:
+        inputs = {}
+        for source, tops in net.feeds:
+            data, labels = batches[source]
+            inputs[tops[0]] = torch.from_numpy(data).to(self.device, non_blocking=True)
+            if len(tops) > 1:
+                inputs[tops[1]] = torch.from_numpy(labels).to(self.device, non_blocking=True)
+        return inputs
+
+    def _train_streams(self, start_batch: int) -> dict:
+        return {source: self.batches.stream(source, start_batch) for source, _ in self.train.feeds}
+
+    def _step(self, iters: int, result: Result) -> None:
+        p = self.param
+        stop_iter = self.iteration + iters
+        start_iter = self.iteration
+        losses: list[float] = []
+        smoothed = 0.0
+        streams = self._train_streams(self.iteration * p.iter_size)
+        tick, tick_iter = time.time(), self.iteration
+        while self.iteration < stop_iter:
+            for _, _, tensor, _ in self.params:
+                tensor.grad = None
+            if (p.test_interval and self.iteration % p.test_interval == 0
+                    and (self.iteration > 0 or p.test_initialization)):
+                self._test_all(result)
+                if self._stop_requested:
+                    break
+            display = bool(p.display) and self.iteration % p.display == 0
+            torch.manual_seed(_iteration_seed(self.seed, self.dist.rank, self.iteration))
+            loss = 0.0
+            out = None
+            for k in range(p.iter_size):
+                batches = {source: next(stream) for source, stream in streams.items()}
+                sync = (self.dist.active and k < p.iter_size - 1
+                        and hasattr(self.forward_model, "no_sync"))
+                with self.forward_model.no_sync() if sync else nullcontext():
+                    out = self.forward_model(**self._inputs(self.train, batches))
+                    if out.loss is None:
+                        raise PrototxtError("the train net has no loss (no layer with a loss "
+                                            "weight)", self.train.model.source)
+                    out.loss.backward()
+                loss += float(out.loss.detach())
+            loss /= p.iter_size
+            result.train_losses[self.iteration] = loss
+            if distributed.any_flag(self.dist, not math.isfinite(loss), self.device):
+                self.log("info", NAN_HINT.format(value=g(loss), iteration=self.iteration), level="E")
+                raise TrainingDiverged(NAN_HINT.format(value=g(loss), iteration=self.iteration))
+            # Caffe's UpdateSmoothedLoss
+            if len(losses) < p.average_loss:
+                losses.append(loss)
+                smoothed = (smoothed * (len(losses) - 1) + loss) / len(losses)
+            else:
+                idx = (self.iteration - start_iter) % p.average_loss
+                smoothed += (loss - losses[idx]) / p.average_loss
+                losses[idx] = loss
+            if display:
+                lapse = time.time() - tick
+                per_s = (self.iteration - tick_iter) / lapse if lapse > 0 else 0.0
+                self.log("iteration", f"Iteration {self.iteration} ({g(per_s)} iter/s, "
+                         f"{g(lapse)}s/{p.display} iters), loss = {g(smoothed)}")
+                tick, tick_iter = time.time(), self.iteration
+                outputs = {name: out.blobs[name].detach().float().reshape(-1).cpu().tolist()
+                           for name in self.train.model.outputs}
+                values = self._log_outputs("Train", outputs, out.loss_weights)
+                self.metrics.add(self.iteration, self.epoch(self.iteration), "train", values)
+            grads = [t.grad if t.grad is not None else torch.zeros_like(t)
+                     for _, _, t, _ in self.params]
+            step = caffe_apply_update(p, [t.data for _, _, t, _ in self.params], grads,
+                                      self.histories, self.lr_mults, self.decay_mults,
+                                      self.iteration, self.current_step)
+            self.current_step = step.current_step
+            if display:
+                self.log("lr", f"Iteration {self.iteration}, lr = {g(step.rate)}")
+                self.metrics.add(self.iteration, self.epoch(self.iteration), "lr",
+                                 {"lr": step.rate})
+                self.metrics.flush()
+            self.iteration += 1
+            if self._bar is not None:
+                self._bar.update(1)
+                self._bar.set_postfix(loss=f"{smoothed:.4g}", lr=f"{step.rate:.3g}", refresh=False)
+            stop = distributed.any_flag(self.dist, self._stop_requested, self.device)
+            if (p.snapshot and self.iteration % p.snapshot == 0) or self._snapshot_requested:
+                self._snapshot(result)
+            if stop:
+                self._stop_requested = True
+                result.stopped_early = True
+                break
+
+    def _log_outputs(self, kind: str, outputs: dict[str, list[float]],
+                     weights: dict[str, float]) -> dict[str, float]:
+        """"Train/Test net output #k: name = v (* w = wv loss)" for each output element, in the
+        net's output order; returns {name: v} ({name[j]: v} for outputs of several values)."""
+        values: dict[str, float] = {}
+        index = 0
+        for name, data in outputs.items():
+            weight = weights.get(name, 0.0)
+            for j, v in enumerate(data):
+                suffix = f" (* {g(weight)} = {g(weight * v)} loss)" if weight else ""
+                self.log(f"{kind.lower()}_output", f"    {kind} net output #{index}: {name} = "
+                         f"{g(v)}{suffix}")
+                values[name if len(data) == 1 else f"{name}[{j}]"] = v
+                index += 1
+        return values
+
+    @torch.no_grad()
+    def _test_all(self, result: Result) -> None:
+        if not self.dist.root:
+            self._test_pass += 1
+            return
+        for i, test in enumerate(self.tests):
+            self.log("testing", f"Iteration {self.iteration}, Testing net (#{i})")
+            n = test.phase_net.test_iter
+            start = self._test_pass * n
+            streams = {source: self.batches.stream(source, start, n) for source, _ in test.feeds}
+            sums: dict[str, np.ndarray] = {}
+            loss = 0.0
+            weights: dict[str, float] = {}
+            for _ in range(n):
+                batches = {source: next(stream) for source, stream in streams.items()}
+                out = test.model(**self._inputs(test, batches))
+                if out.loss is not None:
+                    loss += float(out.loss)
+                weights = out.loss_weights
+                for name in test.model.outputs:
+                    v = out.blobs[name].detach().double().reshape(-1).cpu().numpy()
+                    sums[name] = v if name not in sums else sums[name] + v
+            if self.param.test_compute_loss:
+                self.log("test_loss", f"Test loss: {g(loss / n)}")
+            means = {name: (sums[name] / n).tolist() for name in test.model.outputs}
+            values = self._log_outputs("Test", means, weights)
+            if i == 0:
+                result.tests.append((self.iteration, values))
+            self.metrics.add(self.iteration, self.epoch(self.iteration), "val", values)
+        self._test_pass += 1
+        self.metrics.flush(chart=True)
+
+    @torch.no_grad()
+    def _final_loss(self) -> float:
+        streams = self._train_streams(self.iteration * self.param.iter_size)
+        batches = {source: next(stream) for source, stream in streams.items()}
+        out = self.train.model(**self._inputs(self.train, batches))
+        return float(out.loss)
+
+    def _snapshot(self, result: Result) -> None:
+        self._snapshot_requested = False
+        if not self.dist.root:
+            return
+        model_path, state_path = snapshot_paths(self.prefix, self.iteration)
+        self.log("snapshot", f"Snapshotting to binary proto file {model_path}")
+        self.log("snapshot_state", f"Snapshotting solver state to binary proto file {state_path}")
+        save_snapshot(self.train.model, self.histories, self.iteration, self.current_step,
+                      self.prefix)
+        result.snapshots.append(model_path)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
