@@ -35,19 +35,24 @@ def cmd_new(args: argparse.Namespace) -> int:
     print(f"wrote model job {job.path}: {dataset.n_train} train / {dataset.n_val} val records, "
           f"max_iter {s.max_iter} ({args.epochs} epochs), lr {s.base_lr:g} {s.lr_policy}, "
           f"test every {s.test_interval or '-'} iterations, snapshot every {s.snapshot or 'end'}")
+    if args.train:
+        return _train(job.path / "solver.prototxt", args)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    return _train(Path(args.solver), args)
+
+
+def _train(solver_path: Path, args: argparse.Namespace) -> int:
+    from .snapshot import latest_snapshot
     from .solver import Options, Solver, TrainingDiverged
-    from .snapshot import latest_snapshot, snapshot_prefix
-    resume = args.resume
-    solver = Solver(args.solver, Options(
-        dataset=args.dataset, weights=[w for w in (args.weights or "").split(",") if w],
-        resume=None, device=args.device, workers=args.workers, max_iter=args.max_iter,
-        test_iter=args.test_iter, fast=args.fast, progress=False if args.no_progress else None))
-    if resume == "auto":
-        resume = latest_snapshot(solver.prefix)
+    solver = Solver(solver_path, Options(
+        dataset=getattr(args, "dataset_override", None), out=getattr(args, "out_dir", None),
+        weights=[w for w in (args.weights or "").split(",") if w], device=args.device,
+        workers=args.workers, max_iter=args.max_iter, test_iter=args.test_iter, fast=args.fast,
+        progress=False if args.no_progress else None))
+    resume = latest_snapshot(solver.prefix) if args.resume == "auto" else args.resume
     if resume:
         solver.options.resume = Path(resume)
     try:
@@ -94,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int, help="crop (must fit the images)")
     p.add_argument("--mean", choices=("image", "pixel", "none"), default="image")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--train", action="store_true", help="then train it (trainer run)")
+    p.add_argument("--train", action="store_true", help="then train it (as trainer run would)")
+    _add_run_options(p)
     p.set_defaults(func=cmd_new)
 
     p = commands.add_parser("run", help="train from a Caffe solver file, as `caffe train` did",
@@ -103,9 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
                                         "snapshots (.caffemodel + .solverstate), caffe_output.log, "
                                         "metrics.csv and training.png in the solver's folder.")
     p.add_argument("solver", help="solver.prototxt (its net paths resolve against its folder)")
-    p.add_argument("--dataset", type=Path,
+    p.add_argument("--dataset", type=Path, dest="dataset_override", metavar="DIR",
                    help="dataset folder: point the Data layers at DIR/train_db, DIR/val_db and "
                         "DIR/mean.binaryproto (for jobs made on another machine)")
+    p.add_argument("--out", type=Path, dest="out_dir", metavar="DIR",
+                   help="write caffe_output.log, metrics, chart and snapshots here instead of "
+                        "the solver's folder (e.g. for a read-only job folder)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="comma-separated .caffemodel files to start from (by layer name)")
     p.add_argument("--resume", help="a .solverstate to continue from, or 'auto' for the newest snapshot")
     p.add_argument("--device", help="cpu (default), cuda or cuda:N")
@@ -116,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true",
                    help="bf16 autocast where the hardware has it, channels_last (not bit-faithful)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_run)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

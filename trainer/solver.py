@@ -63,7 +63,8 @@ class Options:
     max_iter: int | None = None
     test_iter: int | None = None                # override every test net's test_iter
     fast: bool = False
-    log_file: str | None = "caffe_output.log"   # in the solver's folder; None: no file
+    out: Path | None = None                     # logs, metrics, snapshots (default: solver's folder)
+    log_file: str | None = "caffe_output.log"   # in `out`; None: no file
     progress: bool | None = None                # None: a bar when stderr is a terminal
     echo: bool = True                           # print the log lines to stdout
 
@@ -122,6 +123,8 @@ class Solver:
         if not self.path.is_file():
             raise PrototxtError("no such solver file", self.path)
         self.folder = self.path.parent
+        # where logs, metrics and snapshots go: the solver's folder (DIGITS' job) unless --out
+        self.out = Path(self.options.out).absolute() if self.options.out else self.folder
         self.param = read_solver(self.path)
         if self.options.max_iter is not None:
             self.param.max_iter = self.options.max_iter
@@ -136,7 +139,7 @@ class Solver:
         self.seed, self.seeded = _seed(self.param)
         self.log = CaffeLog(self._log_path(), echo=self._echo if self.options.echo else None,
                             enabled=self.dist.root)
-        self.prefix = snapshot_prefix(self.param, self.folder, self.path)
+        self.prefix = snapshot_prefix(self.param, self.out, self.path)
         self._bar = None
 
         train = train_net(self.param, self.folder)
@@ -201,7 +204,7 @@ class Solver:
         return device
 
     def _log_path(self) -> Path | None:
-        return None if self.options.log_file is None else self.folder / self.options.log_file
+        return None if self.options.log_file is None else self.out / self.options.log_file
 
     def _echo(self, line: str) -> None:
         if self._bar is not None:
@@ -260,7 +263,7 @@ class Solver:
             self.log("info", f"random_seed not set: using {self.seed}")
         self.log("info", f"device: {self.device}" + (f", {self.dist.world} processes, global "
                  f"batch {self.batch_size * self.dist.world}" if self.dist.active else ""))
-        metrics = Metrics(self.folder, self.iteration, enabled=self.dist.root)
+        metrics = Metrics(self.out, self.iteration, enabled=self.dist.root)
         self.metrics = metrics
         result = Result(self.iteration, False, {}, [], [], 0.0)
         self._test_pass = self.tests_before(self.iteration)
