@@ -102,6 +102,17 @@ def cmd_mnist(args: argparse.Namespace) -> int:
     return _report(build_dataset(plan, args.out, image, options), image)
 
 
+def cmd_mnist_images(args: argparse.Namespace) -> int:
+    from .mnist_images import write_mnist_images
+    mnist = load_mnist(find_mnist_dir(args.mnist_dir, download=args.download), invert=args.invert,
+                       limit=args.limit)
+    for split in args.split:
+        listing = write_mnist_images(mnist, args.out, split, force=args.force)
+        count = len(listing.read_text().splitlines())
+        print(f"wrote {count} {split} images under {listing.parent}; list: {listing}")
+    return 0
+
+
 def cmd_folder(args: argparse.Namespace) -> int:
     plan = plan_folder(args.train_dir, args.val_dir, args.test_dir, args.val_percent,
                        args.test_percent, args.min_per_class, args.max_per_class, args.seed)
@@ -185,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, help="use only the first N images of each idx file")
     _add_build_flags(p, "28", 1)
     p.set_defaults(func=cmd_mnist)
+
+    p = sub.add_parser("mnist-images", help="MNIST as PNG folders + list files, as DIGITS' downloader",
+                       description="Write <out>/<split>/<label>/<index>.png (inverted, as DIGITS' "
+                                   "download_data did), labels.txt and <split>.txt, e.g. the test "
+                                   "set for python -m inference classify-many.")
+    p.add_argument("--out", required=True, help="folder to write <split>/ into")
+    p.add_argument("--split", nargs="+", choices=("test", "train"), default=["test"])
+    p.add_argument("--mnist-dir", help="folder with the four idx .gz files (default $REDIGITS_MNIST_DIR)")
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--no-invert", dest="invert", action="store_false")
+    p.add_argument("--limit", type=_positive, help="only the first N images")
+    p.add_argument("--force", action="store_true", help="replace an existing split folder")
+    p.set_defaults(func=cmd_mnist_images)
 
     p = sub.add_parser("folder", help="DIGITS' folder method: one subfolder per class",
                        description="Build from TRAIN_DIR/<class>/**/*.png|jpg|jpeg|bmp|ppm|pgm as "
