@@ -11,6 +11,7 @@ from prototxt.cli import command_parser, main_with_commands
 from .dataset_info import read_dataset_info
 from .model_job import new_model_job
 from .solver_gen import POLICIES, SOLVER_TYPES, ModelForm
+from .timing import add_parser as add_time_parser
 
 
 def _cuda_available() -> bool:
@@ -117,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the solver's folder (e.g. for a read-only job folder)")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
+
+    add_time_parser(commands)
     return parser
 
 

@@ -38,6 +38,7 @@ from prototxt.errors import PrototxtError
 from . import distributed
 from .caffe_log import CaffeLog, g
 from .data import Batches, SourceSpec, source_spec
+from .device import resolve_device, select_precision
 from .metrics import Metrics
 from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
                        snapshot_prefix)
@@ -135,6 +136,7 @@ class Solver:
             raise PrototxtError("snapshot_format HDF5 is not supported; use BINARYPROTO", self.path)
         self.dist = distributed.from_env()
         self.device = self._device()
+        self.precision = select_precision(self.device, self.options.fast)
         distributed.start(self.dist, self.device)
         self.seed, self.seeded = _seed(self.param)
         self.log = CaffeLog(self._log_path(), echo=self._echo if self.options.echo else None,
@@ -196,12 +198,9 @@ class Solver:
     # -- setup helpers -------------------------------------------------------------------------
     def _device(self) -> torch.device:
         spec = self.options.device or "cpu"
-        if spec.startswith("cuda") and self.dist.active and spec == "cuda":
+        if self.dist.active and spec == "cuda":  # torchrun: one GPU per local process
             spec = f"cuda:{self.dist.local_rank}"
-        device = torch.device(spec)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise PrototxtError(f"--device {spec}: CUDA is not available on this machine")
-        return device
+        return resolve_device(spec)
 
     def _log_path(self) -> Path | None:
         return None if self.options.log_file is None else self.out / self.options.log_file
@@ -218,7 +217,7 @@ class Solver:
             shapes[tops[0]] = self.batches.makers[source].output_shape()
         model = build_model(phase_net.net, phase_net.phase, phase_net.stages, phase_net.level,
                             input_shapes=shapes, seed=seed, source=phase_net.source)
-        return _Net(phase_net, model.to(self.device), feeds)
+        return _Net(phase_net, self.precision.prepare_model(model), feeds)
 
     # -- the loop ------------------------------------------------------------------------------
     def restore(self, path: str | Path) -> None:
@@ -261,8 +260,9 @@ class Solver:
         self.log("policy", f"Learning Rate Policy: {self.param.lr_policy}")
         if not self.seeded:
             self.log("info", f"random_seed not set: using {self.seed}")
-        self.log("info", f"device: {self.device}" + (f", {self.dist.world} processes, global "
-                 f"batch {self.batch_size * self.dist.world}" if self.dist.active else ""))
+        self.log("info", self.precision.describe() + (
+            f"; {self.dist.world} processes, global batch {self.batch_size * self.dist.world}"
+            if self.dist.active else ""))
         metrics = Metrics(self.out, self.iteration, enabled=self.dist.root)
         self.metrics = metrics
         result = Result(self.iteration, False, {}, [], [], 0.0)
@@ -317,7 +317,7 @@ class Solver:
         inputs = {}
         for source, tops in net.feeds:
             data, labels = batches[source]
-            inputs[tops[0]] = torch.from_numpy(data).to(self.device, non_blocking=True)
+            inputs[tops[0]] = self.precision.prepare_input(torch.from_numpy(data))
             if len(tops) > 1:
                 inputs[tops[1]] = torch.from_numpy(labels).to(self.device, non_blocking=True)
         return inputs
@@ -350,7 +350,8 @@ class Solver:
                 sync = (self.dist.active and k < p.iter_size - 1
                         and hasattr(self.forward_model, "no_sync"))
                 with self.forward_model.no_sync() if sync else nullcontext():
-                    out = self.forward_model(**self._inputs(self.train, batches))
+                    with self.precision.autocast():
+                        out = self.forward_model(**self._inputs(self.train, batches))
                     if out.loss is None:
                         raise PrototxtError("the train net has no loss (no layer with a loss "
                                             "weight)", self.train.model.source)
@@ -433,7 +434,8 @@ class Solver:
             weights: dict[str, float] = {}
             for _ in range(n):
                 batches = {source: next(stream) for source, stream in streams.items()}
-                out = test.model(**self._inputs(test, batches))
+                with self.precision.autocast():
+                    out = test.model(**self._inputs(test, batches))
                 if out.loss is not None:
                     loss += float(out.loss)
                 weights = out.loss_weights
@@ -454,7 +456,8 @@ class Solver:
     def _final_loss(self) -> float:
         streams = self._train_streams(self.iteration * self.param.iter_size)
         batches = {source: next(stream) for source, stream in streams.items()}
-        out = self.train.model(**self._inputs(self.train, batches))
+        with self.precision.autocast():
+            out = self.train.model(**self._inputs(self.train, batches))
         return float(out.loss)
 
     def _snapshot(self, result: Result) -> None:

@@ -269,3 +269,19 @@ def test_ctrl_c_snapshots_and_resumes(tmp_path, dataset):
     assert state.is_file()
     _, rest = _run(path, resume=state)
     assert [rest.train_losses[i] for i in range(5, 12)] == [r_whole.train_losses[i] for i in range(5, 12)]
+
+
+def test_fast_mode_trains_and_says_what_it_does(tmp_path, dataset):
+    folder, _ = dataset
+    # no dropout: channels_last draws its mask in another memory order
+    body = "\n".join(l for l in tiny.CONV.splitlines() if '"Dropout"' not in l)
+    path = tiny.write_job(tmp_path / "j", folder, body=body, max_iter=6, test_interval=3)
+    exact, r_exact = _run(path)
+    fast = Solver(path, Options(fast=True, **QUIET))
+    r_fast = fast.solve()
+    log = (tmp_path / "j" / "caffe_output.log").read_text()
+    assert "fast mode:" in log and "channels_last" in log
+    assert fast.precision.channels_last
+    # bf16 (where the CPU has it) changes the numbers a little, not the learning
+    for i in range(6):
+        assert abs(r_fast.train_losses[i] - r_exact.train_losses[i]) < 0.05 * max(1, r_exact.train_losses[i])
