@@ -78,6 +78,7 @@ class Result:
     tests: list[tuple[int, dict[str, float]]]    # (iteration, {output: value}) of test net 0
     snapshots: list[Path]
     seconds: float
+    finished_at: dict[int, float] = field(default_factory=dict)  # iteration -> time.monotonic()
 
 
 def _seed(solver: caffe_pb2.SolverParameter) -> tuple[int, bool]:
@@ -127,6 +128,7 @@ class Solver:
         # where logs, metrics and snapshots go: the solver's folder (DIGITS' job) unless --out
         self.out = Path(self.options.out).absolute() if self.options.out else self.folder
         self.param = read_solver(self.path)
+        self.solver_file_max_iter = self.param.max_iter
         if self.options.max_iter is not None:
             self.param.max_iter = self.options.max_iter
         if self.options.test_iter is not None:
@@ -392,6 +394,7 @@ class Solver:
                                  {"lr": step.rate})
                 self.metrics.flush()
             self.iteration += 1
+            result.finished_at[self.iteration - 1] = time.monotonic()
             if self._bar is not None:
                 self._bar.update(1)
                 self._bar.set_postfix(loss=f"{smoothed:.4g}", lr=f"{step.rate:.3g}", refresh=False)
