@@ -1,0 +1,56 @@
+"""Latency and throughput of a model's ONNX Runtime session (preprocessing not included).
+
+Each batch size is warmed up, then run back to back for `seconds`; latency percentiles are over
+those runs, throughput is images per second of wall time.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .classifier import Classifier
+
+
+@dataclass
+class BenchRow:
+    batch: int
+    runs: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    images_per_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def bench(classifier: Classifier, batches: list[int], seconds: float = 3.0, warmup: int = 3,
+          min_runs: int = 5, seed: int = 0) -> list[BenchRow]:
+    """One BenchRow per batch size (module docstring)."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for batch in batches:
+        x = rng.normal(0, 50, (batch, *classifier.info.input_shape)).astype(np.float32)
+        for _ in range(warmup):
+            classifier.probabilities(x)
+        times = []
+        start = time.perf_counter()
+        while len(times) < min_runs or time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            classifier.probabilities(x)
+            times.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - start
+        ms = np.array(times) * 1000
+        rows.append(BenchRow(batch, len(times), float(np.percentile(ms, 50)),
+                             float(np.percentile(ms, 99)), float(ms.mean()),
+                             batch * len(times) / wall))
+    return rows
+
+
+def markdown(rows: list[BenchRow]) -> str:
+    lines = ["| batch | runs | p50 ms | p99 ms | images/s |", "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.batch} | {r.runs} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.images_per_s:.0f} |"
+              for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""A drawing (a canvas with a digit somewhere on it) prepared the way MNIST's digits were.
+
+MNIST (LeCun et al.): the digit's bounding box scaled, keeping its aspect ratio, to fit 20 x 20
+(anti-aliased), then placed in a 28 x 28 field so that its centre of mass falls at the centre.
+Measured on MNIST's training images the centre of mass sits at pixel index (14.0, 14.0), so that
+is where we put it. Without this a digit drawn small, large or off-centre on a 280 x 280 canvas
+and squashed to 28 x 28 looks nothing like the training data.
+
+Steps: composite any transparency (on black for light strokes, on white for dark ones), take
+luminance, call the border's median the background and everything differing from it ink, crop
+the ink's box, scale into 20 x 20, place by centre of mass, and draw it in the polarity the model
+was trained on: DIGITS' MNIST (and lmdb_builder's) stores **black digits on white** (its
+downloader inverted the idx bytes); a dataset built with --no-invert has white on black.
+`drawing_background` reads that from the model: the mean image's border (white ~255 for
+DIGITS' MNIST), else the mean pixel, else DIGITS' white.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .images import ImageInput, as_pil
+from .metadata import ModelInfo
+
+FIELD, BOX = 28, 20
+CENTRE = 14.0          # MNIST's mean centre of mass (row and column index)
+INK_THRESHOLD = 0.2    # of the strongest ink: fainter pixels do not widen the box
+BACKGROUNDS = ("white", "black")
+
+
+def _gray(image: Image.Image) -> np.ndarray:
+    """Luminance in [0, 1]; transparent parts composited on the colour that hides them."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64) / 255
+        alpha = rgba[:, :, 3:]
+        luma = rgba[:, :, :3] @ np.array([0.299, 0.587, 0.114])
+        weight = alpha[:, :, 0].sum()
+        if alpha.min() < 1 and weight > 0:
+            light_strokes = (luma * alpha[:, :, 0]).sum() / weight > 0.5
+            behind = 0.0 if light_strokes else 1.0
+            return luma * alpha[:, :, 0] + behind * (1 - alpha[:, :, 0])
+        return luma
+    return np.asarray(image.convert("L"), dtype=np.float64) / 255
+
+
+def ink(image: ImageInput) -> np.ndarray:
+    """How much each pixel differs from the background, in [0, 1] (1 = the strongest stroke)."""
+    gray = _gray(as_pil(image))
+    frame = max(1, min(gray.shape) // 20)
+    border = np.concatenate([gray[:frame].ravel(), gray[-frame:].ravel(),
+                             gray[:, :frame].ravel(), gray[:, -frame:].ravel()])
+    background = float(np.median(border))
+    amount = np.abs(gray - background)
+    peak = amount.max()
+    return amount / peak if peak > 0.05 else np.zeros_like(amount)
+
+
+def normalize_drawing(image: ImageInput, background: str = "white") -> Image.Image:
+    """A 28 x 28 `L` image of the drawn digit, MNIST-style, on a `background` (white or black)."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be white or black, not {background!r}")
+    amount = ink(image)
+    rows = np.flatnonzero((amount > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((amount > INK_THRESHOLD).any(axis=0))
+    field = np.zeros((FIELD, FIELD))
+    if rows.size:
+        crop = amount[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        factor = BOX / max(crop.shape)
+        height = max(1, round(crop.shape[0] * factor))
+        width = max(1, round(crop.shape[1] * factor))
+        small = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize(
+            (width, height), Image.LANCZOS)
+        digit = np.asarray(small, dtype=np.float64) / 255
+        total = digit.sum()
+        if total > 0:
+            cy = (digit.sum(axis=1) * np.arange(height)).sum() / total
+            cx = (digit.sum(axis=0) * np.arange(width)).sum() / total
+        else:
+            cy, cx = (height - 1) / 2, (width - 1) / 2
+        top = int(np.clip(round(CENTRE - cy), 0, FIELD - height))
+        left = int(np.clip(round(CENTRE - cx), 0, FIELD - width))
+        field[top:top + height, left:left + width] = digit
+    values = field if background == "black" else 1 - field
+    return Image.fromarray(np.round(values * 255).astype(np.uint8))
+
+
+def drawing_background(info: ModelInfo) -> str:
+    """The background colour of the model's training digits: white or black (module docstring)."""
+    told = info.extra.get("drawing_background")
+    if told in BACKGROUNDS:
+        return told
+    if info.mean_type == "image" and info.mean_image is not None:
+        mean = info.mean_image
+        border = np.concatenate([mean[:, 0].ravel(), mean[:, -1].ravel(),
+                                 mean[:, :, 0].ravel(), mean[:, :, -1].ravel()])
+        return "white" if np.median(border) > 127 else "black"
+    if info.mean_pixel:
+        return "white" if float(np.mean(info.mean_pixel)) > 127 else "black"
+    return "white"

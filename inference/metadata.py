@@ -1,0 +1,137 @@
+"""What a model needs fed: the metadata_props that `python -m converter onnx` writes.
+
+See converter/onnx_export.py for the keys. A model without metadata (any ONNX classifier with
+one N x C x H x W input) still works: no labels (class indices are shown), no mean, scale 1,
+squash, and BGR for 3 channels as Caffe models expect.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .errors import InferenceError
+
+DIGIT_LABELS = [str(d) for d in range(10)]
+
+
+def _dims(text: str, key: str, count: int, where: str | None) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != count or min(dims) < 1:
+        raise InferenceError(f"metadata {key}={text!r} is not {count} positive sizes joined by 'x'",
+                             where)
+    return dims
+
+
+@dataclass(frozen=True, eq=False)  # eq would compare arrays
+class ModelInfo:
+    """The preprocessing recipe of one model (all sizes in pixels; channels 1 or 3)."""
+    input_name: str
+    output_name: str
+    channels: int
+    height: int
+    width: int
+    labels: list[str] = field(default_factory=list)
+    channel_order: str = "BGR"                  # "BGR" or "GRAY"
+    resize_mode: str = "squash"
+    dataset_size: tuple[int, int] | None = None  # H, W the dataset images were stored at
+    mean_type: str = "none"                     # "image", "pixel" or "none"
+    mean_pixel: tuple[float, ...] = ()
+    mean_image: np.ndarray | None = None        # C x H x W float32, channel_order
+    scale: float = 1.0
+    preprocessing: str = ""
+    extra: dict[str, str] = field(default_factory=dict)  # keys we do not interpret
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """H, W of the dataset images (the input size when the metadata does not say)."""
+        return self.dataset_size or (self.height, self.width)
+
+    @property
+    def is_digit_model(self) -> bool:
+        """A model for drawn digits: its labels are 0-9, or it reads one (gray) channel."""
+        return self.labels == DIGIT_LABELS or self.channels == 1
+
+    def label(self, index: int) -> str:
+        return self.labels[index] if index < len(self.labels) else str(index)
+
+    def describe(self) -> dict:
+        """A JSON-able summary (what GET /model answers)."""
+        return {"input_name": self.input_name, "output_name": self.output_name,
+                "input_shape": list(self.input_shape), "labels": self.labels,
+                "channel_order": self.channel_order, "resize_mode": self.resize_mode,
+                "dataset_size": list(self.stored_size), "mean_type": self.mean_type,
+                "mean_pixel": list(self.mean_pixel), "scale": self.scale,
+                "preprocessing": self.preprocessing, "digit_model": self.is_digit_model}
+
+
+def model_info(meta: Mapping[str, str], input_name: str, input_shape: tuple, output_name: str,
+               where: str | os.PathLike | None = None) -> ModelInfo:
+    """ModelInfo from an ONNX model's metadata_props and its graph's input/output."""
+    where = str(where) if where is not None else None
+    if len(input_shape) != 4 or not all(isinstance(d, int) for d in input_shape[1:]):
+        raise InferenceError(f"the input '{input_name}' has shape {list(input_shape)}; a "
+                             "classifier takes N x C x H x W with fixed C, H, W", where)
+    channels, height, width = input_shape[1:]
+    if "input_shape" in meta:
+        declared = _dims(meta["input_shape"], "input_shape", 3, where)
+        if declared != (channels, height, width):
+            raise InferenceError(f"metadata input_shape {meta['input_shape']} differs from the "
+                                 f"graph's input {channels}x{height}x{width}", where)
+    if channels not in (1, 3):
+        raise InferenceError(f"the input has {channels} channels; images give 1 or 3", where)
+    try:
+        labels = [str(v) for v in json.loads(meta["labels"])] if "labels" in meta else []
+        pixel = tuple(float(v) for v in json.loads(meta.get("mean_pixel", "[]")))
+        scale = float(meta.get("scale", "1"))
+    except (ValueError, TypeError) as exc:
+        raise InferenceError(f"unreadable metadata (labels, mean_pixel or scale): {exc}", where) from None
+    dataset_size = None
+    if "dataset_image_size" in meta:
+        h, w, _ = _dims(meta["dataset_image_size"], "dataset_image_size", 3, where)
+        dataset_size = (h, w)
+    mean_type = meta.get("mean_type", "none")
+    mean_image = None
+    if mean_type == "image":
+        mean_image = _mean_image(meta, channels, where)
+    elif mean_type == "pixel":
+        if len(pixel) not in (1, channels):
+            raise InferenceError(f"mean_pixel has {len(pixel)} values for {channels} channels", where)
+    elif mean_type != "none":
+        raise InferenceError(f"mean_type {mean_type!r} is not image, pixel or none", where)
+    resize_mode = meta.get("resize_mode", "squash")
+    if resize_mode not in ("squash", "crop", "fill", "half_crop"):
+        raise InferenceError(f"resize_mode {resize_mode!r} is not squash, crop, fill or half_crop",
+                             where)
+    known = {"labels", "input_name", "output_name", "input_shape", "channel_order", "resize_mode",
+             "dataset_image_size", "mean_type", "mean_pixel", "mean_shape", "mean_data", "scale",
+             "preprocessing"}
+    return ModelInfo(input_name, output_name, channels, height, width, labels,
+                     "BGR" if channels == 3 else "GRAY", resize_mode, dataset_size, mean_type,
+                     pixel, mean_image, scale, meta.get("preprocessing", ""),
+                     {k: v for k, v in meta.items() if k not in known})
+
+
+def _mean_image(meta: Mapping[str, str], channels: int, where: str | None) -> np.ndarray:
+    if "mean_data" not in meta or "mean_shape" not in meta:
+        raise InferenceError("mean_type is image but mean_data or mean_shape is missing", where)
+    shape = _dims(meta["mean_shape"], "mean_shape", 3, where)
+    try:
+        data = np.frombuffer(base64.b64decode(meta["mean_data"], validate=True), dtype="<f4")
+    except ValueError as exc:
+        raise InferenceError(f"mean_data is not base64: {exc}", where) from None
+    if data.size != int(np.prod(shape)) or shape[0] != channels:
+        raise InferenceError(f"mean_data holds {data.size} values; mean_shape {meta['mean_shape']} "
+                             f"with {channels} channels was expected", where)
+    return data.reshape(shape).astype(np.float32)
