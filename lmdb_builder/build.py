@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -31,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 import lmdb
+from prototxt import atomic_folder
 from tqdm import tqdm
 
 from .encode import EncodeJob, Encoder
@@ -192,15 +190,6 @@ def _build_into(folder: Path, final: Path, plan: DatasetPlan, image: ImageSettin
     return dbs, (channels, mean_image.shape[0], mean_image.shape[1])
 
 
-def _open_up(folder: Path) -> None:
-    """Give the folder and its files the modes of the umask (mkdtemp/mkstemp make them private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
-
-
 def build_dataset(plan: DatasetPlan, out: str | Path, image: ImageSettings = ImageSettings(),
                   options: BuildOptions = BuildOptions()) -> BuildResult:
     """Build the dataset folder `out` from `plan` (see the module docstring)."""
@@ -211,9 +200,7 @@ def build_dataset(plan: DatasetPlan, out: str | Path, image: ImageSettings = Ima
     if options.seed < 0:
         raise ValueError(f"the seed must be 0 or more, got {options.seed}")
     _check_output(out, options.force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         dbs, mean_shape = _build_into(tmp, out, plan, image, options)
         seconds = round(time.monotonic() - start, 3)
         summary = {
@@ -232,17 +219,6 @@ def build_dataset(plan: DatasetPlan, out: str | Path, image: ImageSettings = Ima
             "seconds": seconds,
         }
         (tmp / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        _open_up(tmp)
         _check_output(out, options.force)       # it may have appeared meanwhile
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(old / out.name)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return BuildResult(out, plan.labels, {f"{s}_db": r for s, r in dbs.items()}, mean_shape,
                        seconds, summary)

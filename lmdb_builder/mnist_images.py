@@ -7,11 +7,11 @@ took them from test.txt. Written into a temporary folder and renamed when comple
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from PIL import Image
+
+from prototxt import atomic_folder
 
 from .errors import BuilderError
 from .mnist import Mnist
@@ -30,9 +30,7 @@ def write_mnist_images(mnist: Mnist, out: str | Path, split: str = "test",
     if final.exists():
         if not force:
             raise BuilderError("the folder exists; pass --force to replace it", final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=final.parent))
-    try:
+    with atomic_folder(final) as tmp:
         lines = []
         for index, (image, label) in enumerate(zip(images, labels)):
             folder = tmp / str(int(label))
@@ -42,10 +40,4 @@ def write_mnist_images(mnist: Mnist, out: str | Path, split: str = "test",
             lines.append(f"{final / str(int(label)) / name} {int(label)}\n")
         (tmp / "labels.txt").write_text("".join(f"{d}\n" for d in range(10)))
         (tmp / f"{split}.txt").write_text("".join(lines))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final / f"{split}.txt"

@@ -6,12 +6,11 @@ from __future__ import annotations
 import getpass
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from prototxt import DatasetFacts, caffe_pb2, digits_split, write_split, write_text
+from prototxt import DatasetFacts, atomic_folder, caffe_pb2, digits_split, write_split, write_text
 from prototxt.errors import PrototxtError
 
 from .dataset_info import DatasetInfo
@@ -50,9 +49,7 @@ def new_model_job(dataset: DatasetInfo, network: caffe_pb2.NetParameter, out: st
                          batch_size=form.batch_size)
     solver = make_solver(form, dataset.n_train, dataset.n_val, _batch(split.train_val, caffe_pb2.TRAIN),
                          _batch(split.train_val, caffe_pb2.TEST))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         write_split(split, tmp)
         write_text(solver, tmp / "solver.prototxt")
         shutil.copyfile(dataset.path / "labels.txt", tmp / "labels.txt")
@@ -60,12 +57,6 @@ def new_model_job(dataset: DatasetInfo, network: caffe_pb2.NetParameter, out: st
             shutil.copyfile(dataset.mean_file, tmp / "mean.binaryproto")
         info = _info(out, dataset, use_mean, name)
         (tmp / "info.json").write_text(json.dumps(info, indent=4, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ModelJob(out, solver, split.train_val, split.deploy)
 
 

@@ -144,3 +144,25 @@ def test_written_files_get_the_umask_modes_not_private_ones(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_atomic_folder_swaps_in_with_normal_modes_and_keeps_the_old_on_error(tmp_path):
+    import os
+    from prototxt import atomic_folder
+    final = tmp_path / "job"
+    with atomic_folder(final) as tmp:
+        (tmp / "a.txt").write_text("one")
+        assert not final.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (final.stat().st_mode & 0o777) == 0o777 & ~umask
+    assert ((final / "a.txt").stat().st_mode & 0o777) == 0o666 & ~umask
+    with pytest.raises(RuntimeError):
+        with atomic_folder(final) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("crash")
+    assert (final / "a.txt").read_text() == "one"
+    with atomic_folder(final) as tmp:
+        (tmp / "b.txt").write_text("three")
+    assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]
