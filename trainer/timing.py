@@ -147,7 +147,8 @@ class _Recorder:
         self.handles = []
         for i, step in enumerate(model.steps):
             module = getattr(model, step.module)
-            self.handles.append(module.register_forward_pre_hook(self._pre(i)))
+            # prepend: the clock starts before other pre-hooks (fast mode's float32 cast).
+            self.handles.append(module.register_forward_pre_hook(self._pre(i), prepend=True))
             self.handles.append(module.register_forward_hook(self._post(i)))
 
     def now(self) -> float:

@@ -101,6 +101,12 @@ def test_fast_layout_and_autocast():
     with p.autocast():
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        out = model(**{k: p.prepare_input(v) for k, v in random_inputs(model).items()},
+                    keep=["ip1"])
+    assert out["ip1"].dtype == torch.bfloat16
+    assert out.loss.dtype == torch.float32  # loss layers get float32 inputs
+    p.prepare_model(model)  # a second call adds no second hook
+    assert len(model.loss._forward_pre_hooks) == 1
 
 
 def _run(precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:

@@ -163,8 +163,9 @@ def test_cli_prints_caffe_time_format(tmp_path, capsys):
     number = r"\d+(\.\d+)?(e[-+]\d+)?"
     for i, layer in enumerate(["conv0", "a/conv", "b/conv", "b/relu", "cat", "pool", "ip",
                                "loss", "acc"]):
-        assert re.fullmatch(rf" *{re.escape(layer)}\tforward: {number} ms\.", lines[start + 1 + 2 * i])
-        assert re.fullmatch(rf" *{re.escape(layer)}\tbackward: {number} ms\.", lines[start + 2 + 2 * i])
+        name = re.escape(layer)
+        assert re.fullmatch(rf" *{name}\tforward: {number} ms\.", lines[start + 1 + 2 * i])
+        assert re.fullmatch(rf" *{name}\tbackward: {number} ms\.", lines[start + 2 + 2 * i])
     for label in ("Average Forward pass", "Average Backward pass", "Average Forward-Backward",
                   "Total Time"):
         assert re.search(rf"^{label}: {number} ms\.$", out, re.M), label
