@@ -21,6 +21,7 @@ resumed run computes what an uninterrupted one does. The smoothed loss restarts,
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import signal
 import time
@@ -169,6 +170,10 @@ class Solver:
                                     phase_net.source)
             layouts.append(feeds)
         self.batches = Batches(specs, self.options.workers)
+        if self.options.workers and self.device.type == "cpu":
+            # torch's threads slow down many times over when a worker holds one of their cores
+            threads = max(1, len(os.sched_getaffinity(0)) - self.options.workers)
+            torch.set_num_threads(min(threads, torch.get_num_threads()))
         self.train = self._build(train, layouts[0], seed=self.seed)
         self.tests = [self._build(t, f, seed=self.seed) for t, f in zip(tests, layouts[1:])]
         for test in self.tests:
