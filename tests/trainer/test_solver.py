@@ -285,3 +285,33 @@ def test_fast_mode_trains_and_says_what_it_does(tmp_path, dataset):
     # bf16 (where the CPU has it) changes the numbers a little, not the learning
     for i in range(6):
         assert abs(r_fast.train_losses[i] - r_exact.train_losses[i]) < 0.05 * max(1, r_exact.train_losses[i])
+
+
+POLICIES = {
+    "fixed": (dict(), lambda it: 0.05),
+    "step": (dict(gamma=0.5, stepsize=4), lambda it: 0.05 * 0.5 ** (it // 4)),
+    "exp": (dict(gamma=0.9), lambda it: 0.05 * 0.9 ** it),
+    "inv": (dict(gamma=0.1, power=0.75), lambda it: 0.05 * (1 + 0.1 * it) ** -0.75),
+    "multistep": (dict(gamma=0.5, stepvalue=[3, 7, 8]),
+                  lambda it: 0.05 * 0.5 ** sum(it >= v for v in (3, 7, 8))),
+    "poly": (dict(power=2.0), lambda it: 0.05 * (1 - it / 12) ** 2),
+    "sigmoid": (dict(gamma=-0.5, stepsize=6), lambda it: 0.05 / (1 + np.exp(0.5 * (it - 6)))),
+}
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_each_lr_policy_is_caffes_formula_at_every_iteration_of_a_run(tmp_path, dataset, policy):
+    folder, _ = dataset
+    fields, formula = POLICIES[policy]
+    path = tiny.write_job(tmp_path / "j", folder, lr_policy=policy, base_lr=0.05, max_iter=12,
+                          display=1, test_interval=0, snapshot=0, snapshot_after_train=False,
+                          **{"gamma": 1.0, "stepsize": 1, **fields})
+    Solver(path, Options(progress=False, echo=False)).solve()
+    logged = {}
+    for line in (tmp_path / "j" / "caffe_output.log").read_text().splitlines():
+        m = re.search(r"\] Iteration (\d+), lr = (\S+)$", line)
+        if m:
+            logged[int(m.group(1))] = float(m.group(2))
+    assert sorted(logged) == list(range(12))
+    for it, rate in logged.items():
+        assert rate == pytest.approx(formula(it), rel=1e-5), f"iteration {it}"
