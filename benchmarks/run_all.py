@@ -12,6 +12,7 @@ the cores. A failing benchmark is reported in RESULTS.md with its error; the oth
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -94,6 +95,10 @@ def main() -> int:
     args = parser.parse_args()
     machine = machine_description()
     started = datetime.now()
+    env = dict(os.environ)
+    shared_mnist = REPO.parent / "shared" / "data" / "mnist"
+    if not env.get("REDIGITS_MNIST_DIR") and shared_mnist.is_dir():
+        env["REDIGITS_MNIST_DIR"] = str(shared_mnist)  # as scripts/main_job.sh does
     sections = []
     for bench in BENCHES:
         if (args.only and bench.name not in args.only) or bench.name in args.skip:
@@ -103,7 +108,7 @@ def main() -> int:
         print(f"== {' '.join(command)}", flush=True)
         t0 = time.monotonic()
         proc = subprocess.run([sys.executable, f"benchmarks/{bench.script}", *extra], cwd=REPO,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=env)
         seconds = time.monotonic() - t0
         print(proc.stdout[-4000:], flush=True)
         if proc.returncode:
