@@ -65,7 +65,9 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="lenet-bench-"))
     py = sys.executable
     env = dict(os.environ)
-    run = lambda *cmd: subprocess.run([py, "-m", *cmd], check=True, cwd=REPO, env=env)  # noqa: E731
+    # their own output goes to stderr: stdout carries only this benchmark's table
+    run = lambda *cmd: subprocess.run([py, "-m", *cmd], check=True, cwd=REPO, env=env,  # noqa: E731
+                                      stdout=sys.stderr)
     t0 = time.monotonic()
     run("lmdb_builder", "mnist", "--out", str(work / "mnist"), "--test-as-val", "--force")
     build_s = time.monotonic() - t0
