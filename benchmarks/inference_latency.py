@@ -17,7 +17,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,24 +36,17 @@ from inference import Classifier  # noqa: E402
 from inference.bench import bench  # noqa: E402
 from inference.providers import gpu_present  # noqa: E402
 from prototxt import DatasetFacts, build_network, digits_split  # noqa: E402
+from trainer.device import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 MODELS = {"LeNet": ("lenet", (28, 28, 1)), "GoogLeNet": ("googlenet", (256, 256, 3))}
 
 
 def machine() -> dict:
-    """CPU model, cores, GPU, library versions and the date, for the results file."""
+    """The machine (trainer.device's description), library versions, load and date."""
     import onnxruntime
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu_device_node": gpu_present(),
-            "load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+    return {**machine_description(), "gpu_device_node": gpu_present(),
+            "load_average_1min": round(os.getloadavg()[0], 2),
             "onnxruntime": onnxruntime.__version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
@@ -128,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for what, why in skipped.items():
         print(f"(skipped {what}: {why})")
     info = machine()
-    print(f"\n{info['cpu']}, {info['cores']} cores, load {info['load_average_1min']}, "
+    print(f"\n{info['cpu']}, {info['logical_cores']} cores, load {info['load_average_1min']}, "
           f"onnxruntime {info['onnxruntime']}, {info['date']}; {args.seconds:g} s per cell; "
           "network only except the last column")
     out = write_results("inference_latency", {"machine": info, "seconds_per_cell": args.seconds,

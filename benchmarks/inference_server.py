@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_batch']:.1f} |")
     info = machine()
     print(f"\nLeNet 1x28x28 on {provider}, 280x280 PNG canvas per request, max batch "
-          f"{args.max_batch}, max wait {args.max_wait_ms:g} ms; {info['cpu']}, {info['cores']} "
+          f"{args.max_batch}, max wait {args.max_wait_ms:g} ms; {info['cpu']}, {info['logical_cores']} "
           f"cores (clients included), load {info['load_average_1min']}, {info['date']}")
     out = write_results("inference_server", {
         "machine": info, "provider": provider, "seconds_per_level": args.seconds,

@@ -70,18 +70,17 @@ def _commit() -> str:
 
 
 def _tables(text: str) -> str:
-    """The markdown tables and short notes a script printed (lines starting with '|' and the
-    line before each table)."""
+    """The markdown tables a script printed, each with the line just before it (its caption);
+    the last lines verbatim when it printed no table."""
     lines = text.splitlines()
     keep: list[str] = []
     for i, line in enumerate(lines):
-        if line.startswith("|"):
-            if (not keep or not keep[-1].startswith("|")) and i and lines[i - 1].strip() \
-                    and not lines[i - 1].startswith("|"):
-                keep += ["", lines[i - 1]]
-            if keep and not keep[-1].startswith("|") and keep[-1] != "":
-                keep.append("")
-            keep.append(line)
+        if not line.startswith("|"):
+            continue
+        if i == 0 or not lines[i - 1].startswith("|"):  # a table starts
+            caption = lines[i - 1].strip() if i else ""
+            keep += ["", caption, ""] if caption else [""]
+        keep.append(line)
     return "\n".join(keep).strip() or "```\n" + "\n".join(lines[-15:]) + "\n```"
 
 

@@ -41,14 +41,16 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     import statistics
     import tempfile
 
+    from prototxt import read_solver
     from trainer.solver import Options, Solver
 
     job = Path(args.job)
+    max_iter = read_solver(job / "solver.prototxt").max_iter  # the probe runs a few only
     with tempfile.TemporaryDirectory() as tmp:
         probe = Solver(job / "solver.prototxt", Options(
             device=args.device, out=Path(tmp), max_iter=args.iterations + 2, log_file=None,
             echo=False, progress=False))
-        max_iter, test_interval = probe.solver_file_max_iter, probe.param.test_interval
+        test_interval = probe.param.test_interval
         test_iter = probe.tests[0].phase_net.test_iter if probe.tests else 0
         test_batch = probe.batches.specs[probe.tests[0].feeds[0][0]].batch_size if probe.tests else 0
         probe.param.test_interval = 0

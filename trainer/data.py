@@ -51,7 +51,6 @@ class SourceSpec:
 def source_spec(layer: caffe_pb2.LayerParameter, phase: int, seed: int, net_file: str,
                 rank: int = 0, world: int = 1) -> SourceSpec:
     """Check a Data layer's database and mean file, naming the layer and suggesting --dataset."""
-    where = f"{net_file}: layer '{layer.name}' (Data)"
     p = layer.data_param
     if p.backend != caffe_pb2.DataParameter.LMDB:
         raise PrototxtError(f"layer '{layer.name}': backend LEVELDB is not supported; rebuild the "
@@ -69,7 +68,8 @@ def source_spec(layer: caffe_pb2.LayerParameter, phase: int, seed: int, net_file
             raise PrototxtError(f"layer '{layer.name}': mean_file {mean_file!r} does not exist; "
                                 f"point the job at a rebuilt dataset with --dataset DIR", net_file)
     if p.rand_skip:
-        raise PrototxtError(f"{where}: rand_skip is not supported", net_file)
+        raise PrototxtError(f"layer '{layer.name}': data_param.rand_skip is not supported",
+                            net_file)
     return SourceSpec(layer.name, p.source, int(p.batch_size), phase,
                       layer.transform_param.SerializeToString(), mean_file, seed, rank, world)
 
@@ -88,10 +88,6 @@ class BatchMaker:
         mean = read_mean(spec.mean_file) if spec.mean_file else None
         self.transformer = DataTransformer(param, spec.phase, mean,
                                            where=f"layer '{spec.layer}' transform_param")
-
-    def first_index(self, k: int) -> int:
-        s = self.spec
-        return ((k * s.world + s.rank) * s.batch_size) % self.size
 
     def __call__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.spec

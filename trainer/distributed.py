@@ -47,15 +47,12 @@ def stop(ctx: Dist) -> None:
         dist.destroy_process_group()
 
 
-def barrier(ctx: Dist) -> None:
-    if ctx.active:
-        dist.barrier()
-
-
-def any_flag(ctx: Dist, flag: bool, device: torch.device | str = "cpu") -> bool:
-    """True on every process when any process raised `flag` (NaN loss, Ctrl-C)."""
+def any_flags(ctx: Dist, flags: tuple[bool, ...], device: torch.device | str = "cpu"
+              ) -> tuple[bool, ...]:
+    """Each flag true on every process when any process raised it (NaN loss, Ctrl-C), in one
+    all_reduce."""
     if not ctx.active:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+        return tuple(flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(v) for v in t.tolist())

@@ -18,6 +18,8 @@ from converter.net import CaffeNet
 from prototxt import caffe_pb2, read_solverstate, write_binary
 from prototxt.errors import PrototxtError
 
+from .updates import to_caffe_order
+
 SNAPSHOT_NAME = re.compile(r"_iter_(\d+)\.(caffemodel|solverstate)$")
 
 
@@ -37,7 +39,6 @@ def save_snapshot(model: CaffeNet, histories: list[list[torch.Tensor]], iteratio
                   current_step: int, prefix: Path) -> tuple[Path, Path]:
     """Write the weights, then the state naming them (a crash between leaves no state that
     points at a missing model)."""
-    from .updates import to_caffe_order
     model_path, state_path = snapshot_paths(prefix, iteration)
     save_caffemodel(model, model_path)
     state = caffe_pb2.SolverState(iter=iteration, current_step=current_step,

@@ -24,6 +24,7 @@ import math
 import os
 import secrets
 import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from converter.net import CaffeNet, build_model
+from converter.registry import REGISTRY
 from prototxt import caffe_pb2, read_solver
 from prototxt.errors import PrototxtError
 
@@ -129,7 +131,6 @@ class Solver:
         # where logs, metrics and snapshots go: the solver's folder (DIGITS' job) unless --out
         self.out = Path(self.options.out).absolute() if self.options.out else self.folder
         self.param = read_solver(self.path)
-        self.solver_file_max_iter = self.param.max_iter
         if self.options.max_iter is not None:
             self.param.max_iter = self.options.max_iter
         if self.options.test_iter is not None:
@@ -161,8 +162,7 @@ class Solver:
                     specs.append(source_spec(layer, phase_net.phase, self.seed, phase_net.source,
                                              self.dist.rank, self.dist.world))
                     feeds.append((len(specs) - 1, tuple(layer.top)))
-                elif layer.type in ("Input", "ImageData", "MemoryData", "HDF5Data", "WindowData",
-                                    "DummyData", "Python"):
+                elif getattr(REGISTRY.get(layer.type), "data", False):  # Input, ImageData...
                     raise PrototxtError(f"layer '{layer.name}' ({layer.type}): training reads "
                                         f"Data layers (LMDB) only", phase_net.source)
             if not feeds:
@@ -270,8 +270,7 @@ class Solver:
         self.log("info", self.precision.describe() + (
             f"; {self.dist.world} processes, global batch {self.batch_size * self.dist.world}"
             if self.dist.active else ""))
-        metrics = Metrics(self.out, self.iteration, enabled=self.dist.root)
-        self.metrics = metrics
+        self.metrics = Metrics(self.out, self.iteration, enabled=self.dist.root)
         result = Result(self.iteration, False, {}, [], [], 0.0)
         self._test_pass = self.tests_before(self.iteration)
         start_iter = self.iteration
@@ -297,7 +296,7 @@ class Solver:
                 self._bar = None
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
-            metrics.flush(chart=True, force=True)
+            self.metrics.flush(chart=True, force=True)
             self.batches.close()
             self.log.close()
             distributed.stop(self.dist)
@@ -366,7 +365,10 @@ class Solver:
                 loss += float(out.loss.detach())
             loss /= p.iter_size
             result.train_losses[self.iteration] = loss
-            if distributed.any_flag(self.dist, not math.isfinite(loss), self.device):
+            # one collective per iteration: a NaN anywhere, a Ctrl-C anywhere
+            diverged, stop = distributed.any_flags(
+                self.dist, (not math.isfinite(loss), self._stop_requested), self.device)
+            if diverged:
                 self.log("info", NAN_HINT.format(value=g(loss), iteration=self.iteration), level="E")
                 raise TrainingDiverged(NAN_HINT.format(value=g(loss), iteration=self.iteration))
             # Caffe's UpdateSmoothedLoss
@@ -403,7 +405,9 @@ class Solver:
             if self._bar is not None:
                 self._bar.update(1)
                 self._bar.set_postfix(loss=f"{smoothed:.4g}", lr=f"{step.rate:.3g}", refresh=False)
-            stop = distributed.any_flag(self.dist, self._stop_requested, self.device)
+            # alone, a Ctrl-C during the update stops now; with peers it waits for the next
+            # iteration's all_reduce so that every process stops at the same iteration
+            stop = stop or (self._stop_requested and not self.dist.active)
             if (p.snapshot and self.iteration % p.snapshot == 0) or self._snapshot_requested:
                 self._snapshot(result)
             if stop:
@@ -481,5 +485,4 @@ class Solver:
 
 
 def _main_thread() -> bool:
-    import threading
     return threading.current_thread() is threading.main_thread()

@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -42,9 +44,11 @@ class _OnnxLRN(torch.autograd.Function):
         return g.op("Div", x, g.op("Pow", scale, g.op("Constant", value_t=torch.tensor(beta))))
 
 
+@functools.lru_cache(maxsize=64)  # made once per layer shape and device, not every forward
 def channel_band(channels: int, size: int, scale: float, dtype: torch.dtype = torch.float32,
                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """C x C x 1 x 1 weight summing each channel's window of `size` channels, times `scale`."""
+    """C x C x 1 x 1 weight summing each channel's window of `size` channels, times `scale`
+    (shared between callers: do not modify it)."""
     half = (size - 1) // 2
     idx = torch.arange(channels, device=device)
     inside = (idx[None, :] - idx[:, None]).abs() <= half
