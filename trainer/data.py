@@ -12,6 +12,12 @@ exact draws.
 
 force_color / force_gray (encoded datums, as in Caffe) convert 1 -> 3 channels by repetition and
 3 -> 1 with OpenCV's BGR2GRAY weights.
+
+What travels: workers decode, draw and cut each crop window in uint8 (`BatchMaker.raw`) straight
+into shared memory (trainer.shared_slots) and send back only the draws and labels; the trainer
+copies the uint8 batch to its device (asynchronously from page-locked memory on a GPU) and
+finishes it there (trainer.batch_transform). `BatchMaker.__call__` is the NumPy reference of the
+same batch, equal bit for bit.
 """
 from __future__ import annotations
 
@@ -22,13 +28,17 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import torch
 
 from lmdb_builder import DatumDB, read_mean
 from prototxt import caffe_pb2
 from prototxt.errors import PrototxtError
 
+from .batch_transform import BatchTransform
+from .shared_slots import SlotRing, attach
 from .transform import DataTransformer
 
 _GRAY = np.array([0.114, 0.587, 0.299], dtype=np.float32)  # B, G, R (OpenCV BGR2GRAY)
@@ -74,8 +84,17 @@ def source_spec(layer: caffe_pb2.LayerParameter, phase: int, seed: int, net_file
                       layer.transform_param.SerializeToString(), mean_file, seed, rank, world)
 
 
+class Draws(NamedTuple):
+    """What a worker sends back for a batch whose uint8 pixels it wrote into a slot."""
+    h_off: np.ndarray     # int64 (B,)
+    w_off: np.ndarray     # int64 (B,)
+    mirror: np.ndarray    # bool (B,)
+    labels: np.ndarray    # int64 (B,)
+
+
 class BatchMaker:
-    """Makes batch k of one source: (float32 B x C x h x w, int64 B labels)."""
+    """Makes batch k of one source: `raw(k, out)` in uint8 for the device, or `maker(k)` ->
+    (float32 B x C x h x w, int64 B labels) in NumPy."""
 
     def __init__(self, spec: SourceSpec):
         self.spec = spec
@@ -89,16 +108,48 @@ class BatchMaker:
         self.transformer = DataTransformer(param, spec.phase, mean,
                                            where=f"layer '{spec.layer}' transform_param")
 
-    def __call__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _records(self, k: int) -> Iterator[tuple[str, np.ndarray, int]]:
+        """(key, image after force_*, label) of batch k's records, with the transformer's random
+        stream seeded for this batch."""
         s = self.spec
         g = k * s.world + s.rank
         self.transformer.reseed([s.seed & 0xFFFFFFFF, s.phase, g])
-        images, labels = [], []
         for j in range(s.batch_size):
-            image, label = self.db[(g * s.batch_size + j) % self.size]
-            images.append(self.transformer(self._force(image)))
+            index = (g * s.batch_size + j) % self.size
+            image, label = self.db[index]
+            yield index, self._force(image), label
+
+    def __call__(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch k in float32, transformed in NumPy (the reference of `raw` + BatchTransform)."""
+        images, labels = [], []
+        for _, image, label in self._records(k):
+            images.append(self.transformer(image))
             labels.append(label)
         return np.stack(images), np.asarray(labels, dtype=np.int64)
+
+    @property
+    def batch_shape(self) -> tuple[int, int, int, int]:
+        return (self.spec.batch_size, *self.output_shape())
+
+    def raw(self, k: int, out: np.ndarray) -> Draws:
+        """Write batch k's crop windows (uint8, flipped where drawn) into `out`
+        (`batch_shape`); return the draws and labels."""
+        n = self.spec.batch_size
+        h_off, w_off = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        mirror, labels = np.zeros(n, bool), np.zeros(n, np.int64)
+        for j, (index, image, label) in enumerate(self._records(k)):
+            self.transformer.check(image.shape)
+            draw = self.transformer.draw(image.shape[1], image.shape[2])
+            window = self.transformer.crop_uint8(image, draw)
+            if window.shape != out.shape[1:]:
+                raise PrototxtError(f"layer '{self.spec.layer}': record {index} gives "
+                                    f"{'x'.join(map(str, window.shape))} after the transform, the "
+                                    f"batch is {'x'.join(map(str, out.shape[1:]))}; every image of "
+                                    f"a Data layer must have one size (or use crop_size)",
+                                    self.spec.path)
+            out[j] = window
+            h_off[j], w_off[j], mirror[j], labels[j] = draw.h_off, draw.w_off, draw.mirror, label
+        return Draws(h_off, w_off, mirror, labels)
 
     def _force(self, image: np.ndarray) -> np.ndarray:
         if self.force_color and image.shape[0] == 1:
@@ -124,45 +175,66 @@ def _worker_init(specs: list[SourceSpec]) -> None:
     _WORKER_MAKERS.update({i: BatchMaker(s) for i, s in enumerate(specs)})
 
 
-def _worker_batch(source: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    return _WORKER_MAKERS[source](k)
+def _worker_raw(source: int, k: int, segment: str, slot: int) -> Draws:
+    maker = _WORKER_MAKERS[source]
+    return maker.raw(k, attach(segment, maker.batch_shape)[slot])
 
 
 class Batches:
     """All data sources of a run; `stream(i, start, count)` yields batches start, start+1, ...
-    of source i, `depth` ahead, made by `workers` processes (0: in this process)."""
+    of source i as (float32 data, int64 labels) tensors on `device`, `depth` ahead, made by
+    `workers` processes (0: in this process)."""
 
-    def __init__(self, specs: list[SourceSpec], workers: int = 0, depth: int = 4):
+    def __init__(self, specs: list[SourceSpec], workers: int = 0, depth: int = 4,
+                 device: torch.device | str = "cpu"):
         self.specs = specs
+        self.device = torch.device(device)
         self.makers = [BatchMaker(s) for s in specs]  # checks every source in this process
+        self.transforms = [BatchTransform(m.transformer, self.device) for m in self.makers]
         self.depth = max(1, depth)
         self.pool: ProcessPoolExecutor | None = None
         if workers > 0:
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_worker_init, initargs=(specs,))
 
+    def _finish(self, source: int, images: np.ndarray, draws: Draws
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        h_off, w_off, mirror, labels = (torch.from_numpy(a) for a in draws)
+        data = self.transforms[source](torch.from_numpy(images), h_off, w_off, mirror)
+        return data, labels.to(self.device, non_blocking=True)
+
     def stream(self, source: int, start: int, count: int | None = None
-               ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         stop = None if count is None else start + count
+        shape = self.makers[source].batch_shape
+        k = start
         if self.pool is None:
-            k = start
+            buffer = np.empty(shape, np.uint8)
             while stop is None or k < stop:
-                yield self.makers[source](k)
+                yield self._finish(source, buffer, self.makers[source].raw(k, buffer))
                 k += 1
             return
-        pending: deque[Future] = deque()
-        k = start
+        ring = SlotRing(shape, self.depth + 1, self.device)
+        free = deque(range(ring.count))
+        pending: deque[tuple[Future, int]] = deque()
         try:
             while True:
                 while len(pending) < self.depth and (stop is None or k < stop):
-                    pending.append(self.pool.submit(_worker_batch, source, k))
+                    slot = free.popleft()
+                    ring.wait(slot)
+                    pending.append((self.pool.submit(_worker_raw, source, k, ring.name, slot), slot))
                     k += 1
                 if not pending:
                     return
-                yield pending.popleft().result()
+                future, slot = pending.popleft()
+                batch = self._finish(source, ring.array[slot], future.result())
+                ring.record(slot)  # the copy out of the slot is enqueued: reuse after it
+                free.append(slot)
+                yield batch
         finally:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
+            ring.close()
 
     def close(self) -> None:
         if self.pool is not None:

@@ -169,7 +169,7 @@ class Solver:
                 raise PrototxtError("the net has no Data layer in this phase; training needs one",
                                     phase_net.source)
             layouts.append(feeds)
-        self.batches = Batches(specs, self.options.workers)
+        self.batches = Batches(specs, self.options.workers, device=self.device)
         if self.options.workers and self.device.type == "cpu":
             # torch's threads slow down many times over when a worker holds one of their cores
             threads = max(1, len(os.sched_getaffinity(0)) - self.options.workers)
@@ -319,13 +319,14 @@ class Solver:
         self.log("info", "Interrupted: stopping after this iteration (snapshot, then exit; "
                          "resume with --resume). Press Ctrl-C again to abort now.", level="W")
 
-    def _inputs(self, net: _Net, batches: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict:
+    def _inputs(self, net: _Net, batches: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+        """The nets' input blobs from batches already on the device (trainer.data)."""
         inputs = {}
         for source, tops in net.feeds:
             data, labels = batches[source]
-            inputs[tops[0]] = self.precision.prepare_input(torch.from_numpy(data))
+            inputs[tops[0]] = self.precision.prepare_input(data)
             if len(tops) > 1:
-                inputs[tops[1]] = torch.from_numpy(labels).to(self.device, non_blocking=True)
+                inputs[tops[1]] = labels
         return inputs
 
     def _train_streams(self, start_batch: int) -> dict:

@@ -1,8 +1,11 @@
 """Caffe's Data layer: key order, wrap-around, per-batch seeding, workers, processes, force_*."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+import torch
 
 from prototxt import caffe_pb2
 from prototxt.errors import PrototxtError
@@ -121,3 +124,49 @@ def test_leveldb_is_refused(data):
     folder, _ = data
     with pytest.raises(PrototxtError, match="LEVELDB"):
         spec(folder, backend="LEVELDB")
+
+
+def test_streams_equal_the_numpy_reference_with_and_without_workers(data):
+    """uint8 windows through shared memory + the batch transform == BatchMaker's NumPy batches."""
+    folder, _ = data
+    transform = f'crop_size: 5 mirror: true scale: 0.0125 mean_file: "{folder / "mean.binaryproto"}"'
+    specs = [spec(folder, batch=3, transform=transform)]
+    reference = BatchMaker(specs[0])
+    for workers in (0, 2):
+        batches = Batches(specs, workers=workers, depth=2)
+        try:
+            for k, (x, y) in enumerate(batches.stream(0, 4, 6), start=4):
+                xr, yr = reference(k)
+                assert x.dtype == torch.float32 and y.dtype == torch.int64
+                assert np.array_equal(x.numpy(), xr) and np.array_equal(y.numpy(), yr)
+        finally:
+            batches.close()
+
+
+def test_shared_memory_is_released_when_a_stream_ends(data):
+    folder, _ = data
+    before = set(os.listdir("/dev/shm"))
+    batches = Batches([spec(folder)], workers=1, depth=2)
+    try:
+        stream = batches.stream(0, 0)          # endless: closed early, as the solver does
+        next(stream), next(stream)
+        assert set(os.listdir("/dev/shm")) - before   # a segment while it runs
+        stream.close()
+        list(batches.stream(0, 0, 3))          # runs to its end
+    finally:
+        batches.close()
+    assert not set(os.listdir("/dev/shm")) - before
+
+
+def test_images_of_different_sizes_without_crop_name_the_record(tmp_path, rng):
+    from lmdb_builder.datum import encode_datum
+    from lmdb_builder.writer import LmdbWriter
+    with LmdbWriter(tmp_path / "train_db") as writer:
+        for i, (h, w) in enumerate([(6, 10), (6, 10), (7, 10)]):
+            writer.put(0, encode_datum(rng.integers(0, 255, (h, w), dtype=np.uint8), 0, "png"))
+    batches = Batches([spec(tmp_path, batch=3)])
+    try:
+        with pytest.raises(PrototxtError, match=r"record 2 gives 1x7x10 .* the batch is 1x6x10"):
+            next(batches.stream(0, 0))
+    finally:
+        batches.close()
