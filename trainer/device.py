@@ -140,7 +140,7 @@ class Precision:
         "fast mode: bf16 autocast on cpu (avx512_bf16), channels_last"."""
         where = str(self.device)
         if not self.fast:
-            tf32 = ", TF32 off" if self.device.type == "cuda" else ""
+            tf32 = ", TF32 off, cuDNN autotuned" if self.device.type == "cuda" else ""
             return f"precision: fp32 on {where}{tf32} (Caffe's numerics; --fast for bf16)"
         layout = ", channels_last" if self.channels_last else ""
         if self.dtype is None:
@@ -159,6 +159,13 @@ def _set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
+def _set_cudnn_search() -> None:
+    # NVCaffe's default cudnn_convolution_algo_seeker is FINDEX: time every cuDNN algorithm
+    # once per shape and keep the fastest. cudnn.benchmark is that search (a training run has
+    # two shapes, the train and the test batch); the algorithms differ only in summation order.
+    torch.backends.cudnn.benchmark = True
+
+
 def select_precision(device: torch.device | str | None = None, fast: bool = False,
                      cpuinfo: str | None = None) -> Precision:
     """The Precision for `device` (see the module docstring). On CUDA this also sets
@@ -168,6 +175,7 @@ def select_precision(device: torch.device | str | None = None, fast: bool = Fals
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     if device.type == "cuda":
         _set_tf32(fast)
+        _set_cudnn_search()
         if not fast:
             return Precision(device)
         if torch.cuda.is_bf16_supported():

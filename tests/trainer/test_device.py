@@ -78,7 +78,7 @@ def test_describe_lines():
     assert select_precision(cpu, fast=True, cpuinfo=X86_PLAIN).describe() == \
         "fast mode: fp32 on cpu (this CPU has no native bf16), channels_last"
     assert Precision(torch.device("cuda", 0)).describe() == \
-        "precision: fp32 on cuda:0, TF32 off (Caffe's numerics; --fast for bf16)"
+        "precision: fp32 on cuda:0, TF32 off, cuDNN autotuned (Caffe's numerics; --fast for bf16)"
 
 
 def test_default_is_plain_fp32():
