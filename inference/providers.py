@@ -91,6 +91,7 @@ def _try(model: bytes, name: str, options, base, max_batch: int) -> tuple[object
             if name == "cpu":
                 session = base
             else:
+                _preload_cuda_libraries(ort)
                 session = ort.InferenceSession(
                     model, options, providers=[(PROVIDERS[name], _options(name, first.name, shape,
                                                                           max_batch)),
@@ -103,6 +104,22 @@ def _try(model: bytes, name: str, options, base, max_batch: int) -> tuple[object
     finally:
         ort.set_default_logger_severity(3)
     return session, ""
+
+
+_PRELOADED: list[bool] = []
+
+
+def _preload_cuda_libraries(ort) -> None:
+    """Let the GPU providers find CUDA, cuBLAS and cuDNN where pip put them (the nvidia-*
+    packages that a CUDA build of torch brings), not only on the system's library path:
+    onnxruntime's own `preload_dlls`, once per process; its complaints are ignored."""
+    if _PRELOADED or not hasattr(ort, "preload_dlls"):
+        return
+    _PRELOADED.append(True)
+    try:
+        ort.preload_dlls()
+    except Exception:  # noqa: BLE001 - a library that is missing is reported by the session
+        pass
 
 
 def _reason(text: str) -> str:

@@ -169,7 +169,9 @@ class Solver:
                 raise PrototxtError("the net has no Data layer in this phase; training needs one",
                                     phase_net.source)
             layouts.append(feeds)
-        self.batches = Batches(specs, self.options.workers, device=self.device)
+        # two batches ahead per worker keeps every worker busy while the net runs
+        self.batches = Batches(specs, self.options.workers, depth=max(4, 2 * self.options.workers),
+                               device=self.device)
         if self.options.workers and self.device.type == "cpu":
             # torch's threads slow down many times over when a worker holds one of their cores
             threads = max(1, len(os.sched_getaffinity(0)) - self.options.workers)

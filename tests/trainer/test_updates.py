@@ -390,3 +390,151 @@ def test_caffe_apply_update_checks_lengths():
     s = solver(type="SGD", base_lr=0.1, lr_policy="fixed")
     with pytest.raises(ValueError, match="one entry per learnable parameter"):
         caffe_apply_update(s, [t32(1.0)], [], [[t32(0.0)]], [1.0], [1.0], 0)
+
+
+# ---------------------------------------------------------------- the fused path
+
+# Non-square shapes (a conv weight, its bias, an fc weight, ...) and their (lr_mult, decay_mult):
+# several groups, lr_mult 0 and decay_mult 0 among them, a group whose members are not adjacent.
+FUSED_SHAPES = [(7, 3, 5, 2), (7,), (11, 13), (11,), (4, 3), (5, 1, 3, 3), (5,), (2, 9)]
+FUSED_MULTS = [(1.0, 1.0), (2.0, 0.0), (1.0, 1.0), (2.0, 0.0), (0.0, 1.0), (1.0, 2.0),
+               (0.0, 0.0), (0.5, 1.0)]
+
+
+def _fused_case(dtype, device="cpu", seed=20240611, iters=5):
+    """Start params (some exact zeros, so L1's sign(0) = 0 counts) and per-iteration summed
+    gradients, from seeded torch and numpy generators."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    params = []
+    for shape in FUSED_SHAPES:
+        p = torch.randn(shape, generator=gen, dtype=torch.float64)
+        p.view(-1)[torch.from_numpy(rng.random(p.numel()) < 0.1)] = 0.0
+        params.append(p.to(device=device, dtype=dtype))
+    grads = [[(torch.randn(shape, generator=gen, dtype=torch.float64) *
+               float(rng.uniform(0.1, 3.0))).to(device=device, dtype=dtype)
+              for shape in FUSED_SHAPES] for _ in range(iters)]
+    return params, grads
+
+
+def _run_update(s, params, grads, fused, iters=5):
+    params = [p.clone() for p in params]
+    histories = [init_history(s.type, p) for p in params]
+    lr_mults, decay_mults = zip(*FUSED_MULTS)
+    steps = []
+    for it in range(iters):
+        g = [x.clone() for x in grads[it]]
+        steps.append(caffe_apply_update(s, params, g, histories, lr_mults, decay_mults, it,
+                                        fused=fused))
+        for a, b in zip(g, grads[it]):                  # the caller's gradients are untouched
+            assert torch.equal(a, b)
+    return params, histories, steps
+
+
+def _fused_solver(kind, momentum, iter_size, reg, clip):
+    # step policy with stepsize 2: the rate changes between iterations 1 and 2 and 3 and 4
+    return solver(type=kind, base_lr=0.05, lr_policy="step", gamma=0.3, stepsize=2,
+                  momentum=momentum, weight_decay=0.004, regularization_type=reg,
+                  iter_size=iter_size, clip_gradients=clip)
+
+
+@pytest.mark.parametrize("chunk", [updates.CPU_CHUNK, 20])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("clip", [-1.0, 8.0])
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+@pytest.mark.parametrize("iter_size", [1, 3])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("kind", ["SGD", "Nesterov"])
+def test_fused_update_equals_the_per_parameter_loop_exactly(kind, momentum, iter_size, reg,
+                                                             clip, dtype, chunk, monkeypatch):
+    # chunk 20: the CPU groups split into runs (of tensors larger than 20 values, alone, and
+    # of small ones together)
+    monkeypatch.setattr(updates, "CPU_CHUNK", chunk)
+    s = _fused_solver(kind, momentum, iter_size, reg, clip)
+    start, grads = _fused_case(dtype)
+    p_ref, h_ref, st_ref = _run_update(s, start, grads, fused=False)
+    p_fus, h_fus, st_fus = _run_update(s, start, grads, fused=True)
+    for a, b in zip(p_fus, p_ref):
+        assert a.dtype == dtype and torch.equal(a, b)
+    for (a,), (b,) in zip(h_fus, h_ref):
+        assert a.dtype == dtype and torch.equal(a, b)
+    assert [st.rate for st in st_fus] == [st.rate for st in st_ref]
+    assert len({st.rate for st in st_fus}) == 3                         # the rate did change
+    assert [st.clip.clipped for st in st_fus] == [st.clip.clipped for st in st_ref]
+    # the update did something: params with lr_mult 0 stay, the others move
+    for p, p0, (lr_mult, _) in zip(p_fus, start, FUSED_MULTS):
+        assert torch.equal(p, p0) == (lr_mult == 0.0)
+
+
+def test_cpu_chunks_are_runs_of_consecutive_tensors():
+    ts = [torch.zeros(n) for n in (5, 7, 30, 2, 3, 4, 50, 1)]
+    assert updates._chunks(ts, None) == [(0, 8)]
+    assert updates._chunks(ts, 12) == [(0, 2), (2, 3), (3, 6), (6, 7), (7, 8)]
+    assert updates._chunks(ts, 1000) == [(0, 8)]
+    assert updates._chunks([], 12) == [(0, 0)]
+
+
+def test_fused_path_is_taken_for_sgd_and_nesterov_only(monkeypatch):
+    calls = []
+    real = updates.fused_update
+    monkeypatch.setattr(updates, "fused_update", lambda *a: calls.append(a[0].type) or real(*a))
+    start, grads = _fused_case(torch.float32, iters=1)
+    for kind in ("SGD", "Nesterov", "AdaGrad", "Adam"):
+        _run_update(solver(type=kind, base_lr=0.01, lr_policy="fixed"), start, grads, True, 1)
+    _run_update(solver(type="SGD", base_lr=0.01, lr_policy="fixed"), start, grads, False, 1)
+    assert calls == ["SGD", "Nesterov"]
+
+
+def test_a_parameter_listed_twice_takes_the_loop():
+    # The loop updates a shared tensor twice in sequence; grouped ops would interleave.
+    s = solver(type="SGD", base_lr=0.1, lr_policy="fixed", momentum=0.9, weight_decay=0.1)
+    results = []
+    for fused in (True, False):
+        w = t32(1.0, -2.0, 0.5)
+        hist = [init_history("SGD", w), init_history("SGD", w)]
+        for it in range(3):
+            caffe_apply_update(s, [w, w], [t32(0.5, 0.25, -1.0), t32(1.0, 0.0, 2.0)], hist,
+                               [1.0, 2.0], [1.0, 0.0], it, fused=fused)
+        results.append((w, hist[0][0], hist[1][0]))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_fused_update_refuses_what_the_loop_refuses():
+    w, g = t32(1.0, 2.0), t32(0.5, 0.5)
+    for fused in (True, False):
+        with pytest.raises(SolverConfigError, match="'L3'"):
+            caffe_apply_update(solver(type="SGD", lr_policy="fixed", regularization_type="L3"),
+                               [w], [g], [[t32(0.0, 0.0)]], [1.0], [0.0], 0, fused=fused)
+        with pytest.raises(ValueError, match="keeps 1"):
+            caffe_apply_update(solver(type="Nesterov", lr_policy="fixed"), [w], [g], [[]],
+                               [1.0], [1.0], 0, fused=fused)
+
+
+def test_reference_function_is_the_loop():
+    s = _fused_solver("Nesterov", 0.9, 3, "L2", -1.0)
+    start, grads = _fused_case(torch.float32, iters=2)
+    params = [p.clone() for p in start]
+    histories = [init_history("Nesterov", p) for p in params]
+    lr_mults, decay_mults = zip(*FUSED_MULTS)
+    for it in range(2):
+        updates.caffe_apply_update_reference(s, params, grads[it], histories, lr_mults,
+                                             decay_mults, it)
+    want, want_hist, _ = _run_update(s, start, grads, fused=False, iters=2)
+    assert all(torch.equal(a, b) for a, b in zip(params, want))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(histories, want_hist))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["SGD", "Nesterov"])
+@pytest.mark.parametrize("reg", ["L2", "L1"])
+def test_fused_update_equals_the_loop_on_cuda(kind, reg, dtype):
+    # CUDA's _foreach kernels are not the ordinary ones; they compute in the same opmath type.
+    s = _fused_solver(kind, 0.9, 3, reg, 8.0)
+    start, grads = _fused_case(dtype, device="cuda")
+    p_ref, h_ref, _ = _run_update(s, start, grads, fused=False)
+    p_fus, h_fus, _ = _run_update(s, start, grads, fused=True)
+    assert all(torch.equal(a, b) for a, b in zip(p_fus, p_ref))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(h_fus, h_ref))

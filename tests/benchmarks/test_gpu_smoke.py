@@ -1,0 +1,82 @@
+"""benchmarks/gpu/run.sh, the prepared GPU measurement, checked end to end on the CPU (--smoke:
+LeNet on 300 MNIST images, 3 iterations, CPU benchmarks) and against its time budget."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda", "bench_cpu",
+          "parity", "bench_tensorrt", "train_fast"]
+
+
+def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240):
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHON=sys.executable, REDIGITS_MNIST_DIR=str(mnist_dir),
+               REDIGITS_SITE_DIR=str(tmp_path / "site"), REDIGITS_ORT_DIR=str(tmp_path / "ort"))
+    env.pop("OUT", None)
+    proc = subprocess.run(["bash", "benchmarks/gpu/run.sh", "--smoke", "--out", str(out),
+                           "--work", str(tmp_path / "work"), *extra],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc, out, json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.slow
+def test_smoke_runs_every_stage(tmp_path, mnist_dir):
+    proc, out, results = run_smoke(tmp_path, mnist_dir)
+    stages = results["stages"]
+    assert results["smoke"] is True and results["network"] == "lenet"
+    assert list(stages) == STAGES
+    for name, stage in stages.items():
+        assert stage["status"] in ("ok", "skipped"), (name, stage)
+
+    dataset = stages["dataset"]
+    assert dataset["status"] == "ok" and dataset["image_size"] == "28x28x1"
+    assert dataset["records"]["train_db"] > 0 and dataset["records"]["val_db"] > 0
+    assert dataset["total_records"] == 300 and dataset["images_per_s"] > 0
+
+    train = stages["train"]
+    assert train["status"] == "ok" and train["rc"] == 0 and train["device"] == "cpu"
+    assert train["iterations_done"] == 3 and train["wall_s"] > 0 and train["images_per_s_wall"] > 0
+    assert train["accuracy_output"] == "accuracy" and train["val_tests"]
+    assert 0.0 <= train["final_val_accuracy"] <= 1.0
+    assert (out / "metrics.csv").is_file() and (out / "training.png").is_file()
+
+    assert stages["onnx"]["status"] == "ok" and stages["onnx"]["bytes"] > 0
+    cpu = stages["bench_cpu"]
+    assert cpu["status"] == "ok" and cpu["provider"] == "cpu"
+    assert cpu["batch1_p50_ms"] > 0 and cpu["batch32_images_per_s"] > 0
+    assert stages["bench_cuda"]["status"] == "skipped"          # smoke: CPU only
+    parity = stages["parity"]
+    if parity["status"] == "ok":                                  # a CUDA provider ran
+        assert parity["max_abs"] <= 1e-4
+    else:
+        assert parity["status"] == "skipped" and "cuda" in parity["reason"]
+    if stages["gpu_tests"]["status"] == "skipped":
+        assert stages["gpu_tests"]["reason"] == "no CUDA"
+    if stages["train_fast"]["status"] == "ok":
+        assert stages["train_fast"]["fast"] is True and stages["train_fast"]["iterations_done"] == 3
+
+    table = (out / "results.md").read_text()
+    assert "SMOKE" in table and "| train | ok |" in table and "24 min 6 s" in table
+    assert proc.stdout.rstrip().endswith(table.rstrip().splitlines()[-1])   # the table comes last
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) <= 8, files                                 # what one device call brings back
+    assert stages["setup"]["status"] == "ok" and "onnxruntime" in stages["setup"]
+
+
+@pytest.mark.slow
+def test_budget_is_kept(tmp_path, mnist_dir):
+    budget = 16
+    proc, out, results = run_smoke(tmp_path, mnist_dir, "--budget", str(budget), timeout=120)
+    stages = results["stages"]
+    assert results["elapsed_s"] <= budget
+    assert list(stages) == STAGES
+    assert any(s.get("reason", "").startswith("budget") for s in stages.values()), stages
+    assert (out / "results.md").is_file()
