@@ -317,7 +317,9 @@ class Run:
         r["files"] = files
         if not files:
             raise Skip("no test file has gpu tests")
-        limit = min(120.0, self.left() - self.post_train_need() - 120)
+        training = "train" not in self.args.skip and (not self.args.only or "train" in self.args.only)
+        reserve = self.post_train_need() + 120 if training else 5
+        limit = min(120.0, self.left() - reserve)
         if limit < 30:
             raise Skip(f"budget: {self.left():.0f} s left, kept for training")
         res = self.cmd([self.py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", *files],
