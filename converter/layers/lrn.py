@@ -60,23 +60,31 @@ class _BandLRN(torch.autograd.Function):
 
     Backward is Caffe's CrossChannelBackward: dx = dy s^-beta - (2 beta) x band^T(dy y / s)
     (Caffe's cache_ratio 2 alpha beta / n, with alpha/n inside the band), which needs one more
-    1x1 convolution and far fewer temporaries than autograd's chain through pow."""
+    1x1 convolution and far fewer temporaries than autograd's chain through pow.
+
+    At least float32, also under autocast (--fast): CUDA's autocast runs pow in float32 but the
+    convolutions in bf16, which mixed the two in backward, and x^-0.75 of a bf16 sum of squares
+    is the kind of op autocast keeps in float32 anyway. The result has the input's dtype."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, band: torch.Tensor, k: float, beta: float) -> torch.Tensor:
-        band = band.to(x.dtype)
-        scale = F.conv2d(x * x, band).add_(k)
-        inv = scale.pow(-beta)
-        ctx.save_for_backward(x, scale, inv, band)
-        ctx.beta = beta
-        return x * inv
+        with torch.autocast(x.device.type, enabled=False):
+            xf = x.to(torch.promote_types(x.dtype, torch.float32))  # float64 stays (gradcheck)
+            band = band.to(xf.dtype)
+            scale = F.conv2d(xf * xf, band).add_(k)
+            inv = scale.pow(-beta)
+            ctx.save_for_backward(xf, scale, inv, band)
+            ctx.beta = beta
+            return (xf * inv).to(x.dtype)
 
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         x, scale, inv, band = ctx.saved_tensors
-        dy = dy.to(x.dtype)
-        window = F.conv2d(dy * x * inv / scale, band)  # the band is symmetric: band^T = band
-        return dy * inv - (2 * ctx.beta) * x * window, None, None, None
+        with torch.autocast(x.device.type, enabled=False):
+            dyf = dy.to(x.dtype)
+            window = F.conv2d(dyf * x * inv / scale, band)  # the band is symmetric: band^T = band
+            dx = dyf * inv - (2 * ctx.beta) * x * window
+        return dx.to(dy.dtype), None, None, None
 
 
 class AcrossChannelLRN(nn.LocalResponseNorm):

@@ -77,3 +77,25 @@ def test_onnx_export_agrees(beta, tmp_path):
     (got,) = ort_session((tmp_path / "lrn.onnx").read_bytes()).run(None, {"x": x})
     np.testing.assert_allclose(got, across(x.astype(np.float64), 5, np.float32(0.3), np.float32(beta), 1.5),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_across_channels_computes_in_float32_under_autocast(dtype):
+    """--fast: CUDA's autocast runs pow in float32 and convolutions in bf16, which once mixed
+    dtypes inside LRN's backward; LRN now computes in float32 whatever autocast says and hands
+    back the input's dtype (forward and gradient equal the float32 result, rounded)."""
+    import torch
+    from converter.layers.lrn import AcrossChannelLRN
+    lrn = AcrossChannelLRN(5, 0.9, 0.75, 2.0)
+    x32 = torch.from_numpy(rng(8).standard_normal((3, 7, 5, 6)).astype(np.float32))
+    x = x32.to(getattr(torch, dtype)).requires_grad_()
+    dy = torch.from_numpy(rng(9).standard_normal((3, 7, 5, 6)).astype(np.float32))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lrn(x)
+    y.backward(dy.to(x.dtype))
+    ref_in = x.detach().float().requires_grad_()
+    ref = lrn(ref_in)
+    ref.backward(dy.to(x.dtype).float())
+    assert y.dtype == x.dtype and x.grad.dtype == x.dtype
+    assert torch.equal(y, ref.to(x.dtype))
+    assert torch.equal(x.grad, ref_in.grad.to(x.dtype))
