@@ -55,10 +55,29 @@ BENCHES = (
     Bench("inference_latency", "inference_latency.py",
           "inference (issue 6): ONNX Runtime batch-1 latency and batch-64 throughput, LeNet and "
           "GoogLeNet", (), ("--seconds", "1")),
+    Bench("data_path", "data_path.py",
+          "trainer (issue 13): the training data path alone in the seed's configuration (256x256x3 "
+          "PNG, random 224 crops, mirror, mean image, batch 32): images/s per worker; goal >= 3,000 "
+          "images/s into the model on a 16-core GPU machine", ("--workers", "1,2"),
+          ("--seconds", "1", "--images", "200")),
     Bench("inference_server", "inference_server.py",
           "inference (issue 6): the HTTP server with dynamic batching, requests/s and p50/p99 at "
           "concurrency 1, 8, 32", (), ("--seconds", "2")),
 )
+
+
+def _gpu_section() -> str:
+    """The newest recorded GPU run (benchmarks/gpu/run.sh on a lent GPU machine; it is not
+    re-run here), with its notes."""
+    runs = sorted(p for p in (REPO / "benchmarks" / "results" / "gpu").glob("*/results.md"))
+    if not runs:
+        return ""
+    folder = runs[-1].parent
+    notes = folder / "NOTES.md"
+    extra = f"\n{notes.read_text().strip()}\n" if notes.is_file() else ""
+    table = runs[-1].read_text().strip().split("\n", 1)[1]  # without its own title
+    return (f"\n## gpu (recorded, not re-run)\n\nbenchmarks/gpu/run.sh on a lent GPU machine; raw "
+            f"output in benchmarks/results/gpu/{folder.name}/.\n{extra}\n{table}\n")
 
 
 def _commit() -> str:
@@ -126,7 +145,7 @@ def main() -> int:
               f"logical cores, GPU: {gpu}; torch {machine.get('torch', '?')}, "
               f"{machine.get('torch_threads', '?')} threads.\n\nOnly measured numbers appear "
               f"below; JSON with every figure is in benchmarks/results/.\n")
-    args.out.write_text(header + "\n" + "\n".join(sections))
+    args.out.write_text(header + "\n" + "\n".join(sections) + _gpu_section())
     print(f"wrote {args.out}")
     return 0
 

@@ -501,6 +501,9 @@ class Run:
 
 # -- helpers -------------------------------------------------------------------------------------
 def _commit() -> str:
+    staged = REPO / ".gpu" / "ort" / "commit"  # written by stage.sh where the tree was made
+    if staged.is_file() and staged.read_text().strip():
+        return staged.read_text().strip()
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                               text=True, timeout=10).stdout.strip()

@@ -30,4 +30,7 @@ for f in ort.sha256 ort.wheel ort.manifest $parts; do
   [ -f "$SRC/$f" ] || die "$SRC/$f is missing; run bash benchmarks/gpu/prepare.sh again"
   ln "$SRC/$f" "$DST/$f" 2>/dev/null || cp "$SRC/$f" "$DST/$f"
 done
+# the device's copy of .git can be stale: say here which commit (and whether edited) travels
+{ git rev-parse --short HEAD; git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)"; } \
+  2>/dev/null | tr -d '\n' > "$DST/commit" || true
 echo "staged in .gpu/ort: $(ls "$DST" | tr '\n' ' ')($(cat "$DST"/* | wc -c) bytes)"
