@@ -38,13 +38,14 @@ def _declared_fields() -> dict[str, dict[str, descriptor_pb2.FieldDescriptorProt
 DECLARED = _declared_fields()
 
 
-# Fields that NVIDIA Caffe 0.15/0.16 added (DIGITS 6.1's Caffe); everything else must be BVLC's.
+# Fields that NVIDIA Caffe 0.15-0.17 added (DIGITS 6.1's Caffe); everything else must be BVLC's.
 NVCAFFE_FIELDS = {
     "SolverParameter": {"max_epoch", "epoch_size", "test_epoch_size", "test_interval_epoch",
                         "per_parameter_reduce"},
     "LayerParameter": {"detectnet_groundtruth_param", "detectnet_augmentation_param"},
     "TransformationParameter": {"use_gpu_transform"},
-    "BatchNormParameter": {"scale_filler", "bias_filler", "engine"},
+    "BatchNormParameter": {"scale_filler", "bias_filler", "scale_bias", "engine"},
+    "BlobProto": {"raw_data_type", "raw_diff_type", "raw_data", "raw_diff"},
     "ConvolutionParameter": {"cudnn_convolution_algo_seeker"},
     "DataParameter": {"threads", "parser_threads", "cache", "shuffle"},
 }
