@@ -60,7 +60,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         raise ConverterError("give either --job or --model/--weights, not both")
     report = export_job(args.out, job=args.job, deploy=args.model, weights=args.weights,
                         mean=args.mean, labels=args.labels, resize_mode=args.resize_mode,
-                        scale=args.scale, opset=args.opset, tolerance=args.tolerance)
+                        scale=args.scale, opset=args.opset, tolerance=args.tolerance,
+                        snapshot=args.snapshot, dataset=args.dataset)
     print(report.summary())
     return 0
 
@@ -112,8 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export to ONNX (opset >= 17, dynamic batch, class probabilities "
                                    "out, preprocessing in metadata_props). The export is compared "
                                    "with ONNX Runtime and refused above --tolerance.")
-    p.add_argument("--job", metavar="MODEL_DIR", help="a DIGITS model job folder (deploy.prototxt, "
-                   "snapshot_iter_N.caffemodel, mean.binaryproto, labels.txt, info.json)")
+    p.add_argument("--job", metavar="MODEL_DIR", help="a model job folder: ours or DIGITS' download "
+                   "(deploy.prototxt, snapshot_iter_N.caffemodel, mean.binaryproto, labels.txt, "
+                   "info.json), or one in a DIGITS server's jobs folder, whose labels and mean "
+                   "are found in the dataset job that train_val.prototxt names (the sibling "
+                   "folder of that id, else the path as written); status.pickle is never read")
+    p.add_argument("--snapshot", type=int, metavar="N", help="with --job: use "
+                   "snapshot_iter_N.caffemodel, N the iteration in its file name (default: the "
+                   "largest N)")
+    p.add_argument("--dataset", metavar="DATASET_DIR", help="with --job: the DIGITS dataset job "
+                   "folder (labels.txt, mean.binaryproto) when it is not beside the model job")
     p.add_argument("--model", metavar="DEPLOY", help="a deploy .prototxt (with --weights)")
     p.add_argument("--weights", metavar="CAFFEMODEL", help="trained weights for --model")
     p.add_argument("--mean", help="mean.binaryproto (default: the job's)")

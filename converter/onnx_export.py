@@ -5,7 +5,9 @@
 
 A model job folder as DIGITS' "Download Model" has it is enough: deploy.prototxt, the newest
 snapshot_iter_N.caffemodel, mean.binaryproto, labels.txt, info.json (train_val.prototxt, when
-present, gives the input scale). The graph: opset >= 17, one input (the net's, e.g. "data",
+present, gives the input scale). So is a model job folder as it sits on a DIGITS server, whose
+labels and mean are in the dataset job beside it (digits_job.py: the lookup rules, --snapshot,
+--dataset). The graph: opset >= 17, one input (the net's, e.g. "data",
 N x C x H x W with a dynamic batch N), one output, the deploy net's Softmax top (class
 probabilities). Ceil-mode pooling is written as Pad + pooling without ceil_mode (see
 layers/pooling.py), LRN ACROSS_CHANNELS as ONNX LRN. onnx.checker runs on the result, and the
@@ -39,9 +41,8 @@ import io
 import json
 import logging
 import os
-import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,50 +51,12 @@ from torch import nn
 
 from prototxt import atomic_write, blob_shape, caffe_pb2, read_blob, read_net
 from .caffemodel import blob_array, load_caffemodel
+from .digits_job import JobFiles, find_job
 from .errors import ConverterError
 from .net import CaffeNet, build_model
 
 log = logging.getLogger(__name__)
 MIN_OPSET = 17
-SNAPSHOT = re.compile(r"snapshot_iter_(\d+)\.caffemodel$")
-
-
-@dataclass
-class JobFiles:
-    deploy: Path
-    weights: Path
-    mean: Path | None = None
-    labels: Path | None = None
-    info: dict = field(default_factory=dict)
-    train_val: Path | None = None
-
-
-def find_job(folder: str | os.PathLike) -> JobFiles:
-    """The files of a DIGITS model job folder (newest snapshot by iteration)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ConverterError("no such model job folder", folder)
-    deploy = folder / "deploy.prototxt"
-    if not deploy.is_file():
-        raise ConverterError("the folder has no deploy.prototxt; give a DIGITS model job folder "
-                             "(or --model and --weights)", folder)
-    snapshots = sorted((int(m.group(1)), p) for p in folder.iterdir()
-                       if (m := SNAPSHOT.search(p.name)))
-    if not snapshots:
-        raise ConverterError("the folder has no snapshot_iter_N.caffemodel; train the model first "
-                             "or give --weights", folder)
-    info = {}
-    if (folder / "info.json").is_file():
-        try:
-            info = json.loads((folder / "info.json").read_text())
-        except ValueError as exc:
-            raise ConverterError(f"info.json is not valid JSON: {exc}", folder / "info.json") from None
-    mean = folder / info.get("mean file", "mean.binaryproto")
-    labels = folder / info.get("labels file", "labels.txt")
-    train_val = folder / info.get("train_val file", "train_val.prototxt")
-    return JobFiles(deploy, snapshots[-1][1], mean if mean.is_file() else None,
-                    labels if labels.is_file() else None, info,
-                    train_val if train_val.is_file() else None)
 
 
 def read_labels(path: Path | None) -> list[str]:
@@ -279,14 +242,24 @@ def export_job(out: str | os.PathLike, job: str | os.PathLike | None = None,
                deploy: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
                mean: str | os.PathLike | None = None, labels: str | os.PathLike | None = None,
                resize_mode: str | None = None, scale: float | None = None, opset: int = MIN_OPSET,
-               tolerance: float = 1e-4, real_inputs: np.ndarray | None = None) -> ExportReport:
-    """Export a DIGITS model job folder, or a deploy prototxt + weights (+ mean, labels)."""
-    files = find_job(job) if job is not None else None
+               tolerance: float = 1e-4, real_inputs: np.ndarray | None = None,
+               snapshot: int | None = None, dataset: str | os.PathLike | None = None) -> ExportReport:
+    """Export a model job folder (ours, DIGITS' download, or a DIGITS server's: `snapshot` is
+    the iteration N of snapshot_iter_N.caffemodel, `dataset` the dataset job folder; see
+    digits_job.py), or a deploy prototxt + weights (+ mean, labels)."""
+    if job is None and (snapshot is not None or dataset is not None):
+        raise ConverterError("--snapshot and --dataset go with --job MODEL_DIR")
+    files = find_job(job, snapshot, dataset, labels_given=bool(labels),
+                     mean_given=bool(mean)) if job is not None else None
     if files is None:
         if deploy is None or weights is None:
             raise ConverterError("give --job MODEL_DIR, or --model deploy.prototxt and --weights "
                                  "x.caffemodel")
         files = JobFiles(Path(deploy), Path(weights))
+    elif resize_mode is None and "image resize mode" not in files.info:
+        log.warning("%s: the resize mode is not recorded here (DIGITS keeps it in the dataset "
+                    "job's status.pickle, which is never read); assuming DIGITS' default, squash; "
+                    "give --resize-mode if the dataset used another", job)
     mean_path = Path(mean) if mean else files.mean
     label_list = read_labels(Path(labels) if labels else files.labels)
     model = build_model(files.deploy, "TEST")
