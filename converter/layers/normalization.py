@@ -70,12 +70,17 @@ class MVN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         while x.dim() < 4:  # Caffe's legacy num/channels/height/width view
             x = x.unsqueeze(-1)
+        dtype = x.dtype  # statistics in at least float32 (bf16/fp16 under autocast)
+        if dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
         dims = (1, 2, 3) if self.across_channels else (2, 3)
         if not self.normalize_variance:
-            return x - x.mean(dims, keepdim=True)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _CaffeMVNGrad.apply(x, dims, self.eps)
-        return _normalize(x, dims, self.eps)[0]
+            y = x - x.mean(dims, keepdim=True)
+        elif torch.is_grad_enabled() and x.requires_grad:
+            y = _CaffeMVNGrad.apply(x, dims, self.eps)
+        else:
+            y = _normalize(x, dims, self.eps)[0]
+        return y.to(dtype)
 
 
 @layer("MVN", bottoms=1, tops=1, in_place=True)

@@ -99,6 +99,18 @@ def test_eps_is_added_to_the_std():
     np.testing.assert_allclose(y.ravel(), [1 / 1.5, -1 / 1.5], rtol=1e-15)
 
 
+def test_half_precision_inputs_keep_float32_statistics():
+    """Under autocast a bf16 bottom is normalized in float32; the top keeps the bottom's dtype."""
+    x = torch.from_numpy(rng(8).standard_normal(SHAPE) * 3 + 100).to(torch.bfloat16)
+    model = build_layer('type: "MVN"', {"x": SHAPE}, double=False)
+    y = model(x.requires_grad_(True))["y"]
+    assert y.dtype == torch.bfloat16
+    want, _ = caffe_mvn(x.detach().double().numpy())
+    assert np.abs(y.detach().double().numpy() - want).max() < 0.05  # bf16 rounding of the top
+    y.sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+
+
 def test_too_many_axes():
     with pytest.raises(ConverterError, match="1 to 4 axes"):
         build_model(layer_net('type: "MVN"', {"x": (2, 3, 4, 5, 6)}))
