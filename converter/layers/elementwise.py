@@ -76,7 +76,7 @@ def threshold(ctx: LayerContext) -> Built:
 
 @layer("Clip", bottoms=1, tops=1, in_place=True)
 def clip(ctx: LayerContext) -> Built:
-    """Clamp to [min, max] (both required)."""
+    """Clamp to [min, max], both required (BVLC master)."""
     p = ctx.layer.clip_param
     ctx.check(p.HasField("min") and p.HasField("max"),
               "clip_param needs both min and max (both are required in Caffe's schema)")
@@ -85,5 +85,5 @@ def clip(ctx: LayerContext) -> Built:
 
 @layer("Swish", bottoms=1, tops=1, in_place=True)
 def swish(ctx: LayerContext) -> Built:
-    """x sigmoid(beta x)."""
+    """Swish, x sigmoid(beta x) (BVLC master)."""
     return Built(Swish(ctx.layer.swish_param.beta))
