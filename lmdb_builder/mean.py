@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from prototxt import caffe_pb2
+from prototxt.blobs import blob_array
 from prototxt.io import atomic_write, blob_shape, read_blob
 
 from .errors import BuilderError
@@ -82,8 +83,7 @@ def read_mean(path: str | Path) -> np.ndarray:
         shape = shape[1:]
     if len(shape) != 3:
         raise BuilderError(f"expected a 1xCxHxW mean blob, got shape {shape}", path)
-    values = blob.data if len(blob.data) else blob.double_data
-    return np.asarray(values, dtype=np.float32).reshape(shape)
+    return blob_array(blob, path).reshape(shape)  # any storage: BVLC data, NVCaffe raw_data
 
 
 def compute_mean(db_path: str | Path) -> np.ndarray:

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from prototxt import caffe_pb2
+from prototxt.blobs import blob_array
 from prototxt.errors import DigitsError, PrototxtError
 from prototxt.io import read_blob, write_text
 from prototxt.netstate import layer_included, make_state
@@ -94,7 +95,7 @@ def mean_pixel_from_blob(blob: caffe_pb2.BlobProto, channels: int, height: int,
 
     DIGITS' get_mean_pixel: the data reshaped to (C, H, W), averaged over H, then over W.
     """
-    data = np.asarray(blob.data, dtype=np.float64)
+    data = blob_array(blob, dtype=np.float64).ravel()  # any storage (blobs.py)
     if data.size != channels * height * width:
         raise PrototxtError(f"mean blob has {data.size} values, expected {channels}x{height}x"
                             f"{width} = {channels * height * width}")

@@ -3,11 +3,13 @@
 
 Every read names the file in its errors (text: path:line:column and the offending field;
 binary: path and byte offset); nets and solvers are upgraded from old formats once, here
-(see upgrade.py). Every write goes to a temporary name in the target folder and is renamed
+(see upgrade.py). Binary readers log which blob storage a file uses (BVLC float data, NVIDIA
+Caffe raw FLOAT/FLOAT16/DOUBLE: blobs.py). Every write goes to a temporary name in the target folder and is renamed
 when complete, so an interrupted write never leaves a half file that looks whole.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -21,11 +23,13 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError, Message
 
 from . import caffe_pb2
+from .blobs import blob_array, blob_count, blob_shape, describe_storage  # noqa: F401 (re-exported)
 from .errors import PrototxtError
 from .upgrade import upgrade_net, upgrade_solver
 from .wire import find_fault
 
 M = TypeVar("M", bound=Message)
+log = logging.getLogger("prototxt.io")
 PathLike = str | os.PathLike
 
 BINARY_SUFFIXES = {".caffemodel", ".binaryproto", ".solverstate", ".pb"}
@@ -135,6 +139,8 @@ def read_caffemodel(path: PathLike, upgrade: bool = True) -> caffe_pb2.NetParame
     net = read_binary(path, caffe_pb2.NetParameter())
     if upgrade:
         upgrade_net(net, str(path))
+    blobs = [b for layers in (net.layer, net.layers) for layer in layers for b in layer.blobs]
+    log.info("%s: weights: %s", path, describe_storage(blobs))
     return net
 
 
@@ -147,35 +153,19 @@ def read_solver(path: PathLike, upgrade: bool = True) -> caffe_pb2.SolverParamet
 
 
 def read_blob(path: PathLike) -> caffe_pb2.BlobProto:
-    """A .binaryproto blob (e.g. mean.binaryproto); its data must fill its shape."""
+    """A .binaryproto blob (e.g. mean.binaryproto) in any storage; its values must fill its
+    shape (blob_array gives them as an array)."""
     blob = read_binary(path, caffe_pb2.BlobProto())
-    want = blob_count(blob)
-    have = len(blob.data) or len(blob.double_data)
-    if want != have:
-        raise PrototxtError(f"the blob's shape {blob_shape(blob)} needs {want} values but the file "
-                            f"holds {have} (truncated?)", path, field="data")
+    blob_array(blob, path)  # the check; BlobError says expected and found sizes
+    log.info("%s: blob: %s", path, describe_storage([blob]))
     return blob
 
 
 def read_solverstate(path: PathLike) -> caffe_pb2.SolverState:
     """A .solverstate (iteration, learned net file, solver history blobs)."""
-    return read_binary(path, caffe_pb2.SolverState())
-
-
-def blob_shape(blob: caffe_pb2.BlobProto) -> tuple[int, ...]:
-    """The blob's shape: `shape.dim`, else the legacy num/channels/height/width."""
-    if blob.HasField("shape"):
-        return tuple(blob.shape.dim)
-    if any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
-        return (blob.num, blob.channels, blob.height, blob.width)
-    return (len(blob.data) or len(blob.double_data),)
-
-
-def blob_count(blob: caffe_pb2.BlobProto) -> int:
-    count = 1
-    for dim in blob_shape(blob):
-        count *= dim
-    return count
+    state = read_binary(path, caffe_pb2.SolverState())
+    log.info("%s: history: %s", path, describe_storage(state.history))
+    return state
 
 
 # ---------------------------------------------------------------- writing

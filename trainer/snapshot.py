@@ -1,6 +1,7 @@
 """Snapshots as Caffe writes them: `<prefix>_iter_N.caffemodel` (the train net's blobs) and
 `<prefix>_iter_N.solverstate` (Caffe's SolverState: iter, learned_net, history blobs in Caffe's
-order, current_step). Both are protobuf, written atomically; nothing is pickled.
+order, current_step). Both are protobuf, written atomically; nothing is pickled. History blobs
+are read in any storage (BVLC data, NVIDIA Caffe raw_data: prototxt/blobs.py).
 
 The prefix resolves against the solver's folder (DIGITS' "snapshot" lands in the job folder).
 """
@@ -13,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converter.caffemodel import array_blob, blob_array, load_caffemodel, save_caffemodel
+from converter.caffemodel import array_blob, load_caffemodel, save_caffemodel
 from converter.net import CaffeNet
-from prototxt import caffe_pb2, read_solverstate, write_binary
+from prototxt import blob_array, caffe_pb2, read_solverstate, write_binary
 from prototxt.errors import PrototxtError
 
 from .updates import to_caffe_order
@@ -71,7 +72,7 @@ def read_snapshot_state(path: str | Path) -> Restored:
         raise PrototxtError(f"the solver state's weights {state.learned_net!r} do not exist "
                             f"(looked for {learned})", path)
     return Restored(int(state.iter), int(state.current_step),
-                    [blob_array(b) for b in state.history], learned)
+                    [blob_array(b, path, index=i) for i, b in enumerate(state.history)], learned)
 
 
 def load_weights(model: CaffeNet, paths: list[str | Path]) -> list[str]:
