@@ -7,6 +7,7 @@
     AVE: sum of the window clipped to the image, divided by
          (min(hs + k, H + p) - hs) (min(ws + k, W + p) - ws),  hs = i s - p
          (padding counts, the ceil overhang beyond H + p does not)
+    STOCHASTIC: pooling_stochastic.py (delegated through POOL_METHODS)
 
 With pad 0 and kernel < stride Caffe's ceil can put the last window wholly outside the image
 (pytorch#57178: k1 s2 on 32 gives 17, PyTorch 16). Caffe then outputs -FLT_MAX (MAX) or 0/0
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +36,9 @@ from ..registry import Built, LayerContext, layer
 from .pooling_explicit import P, OnnxPool, explicit_pool
 
 log = logging.getLogger(__name__)
+# Builders of the other pool methods, registered by their own modules (pooling_stochastic.py):
+# fn(ctx, kernel or None (global), stride, pad, ceil) -> Built.
+POOL_METHODS: dict[int, Callable[..., Built]] = {}
 
 
 def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool, clip: bool) -> int:
@@ -118,13 +123,13 @@ def _pair(ctx: LayerContext, p, name: str, default: int | None) -> tuple[int, in
 
 @layer("Pooling", bottoms=1, tops=1)
 def pooling(ctx: LayerContext) -> Built:
-    """MAX and AVE pooling, global_pooling, round_mode CEIL (default) and FLOOR."""
+    """MAX, AVE and STOCHASTIC pooling, global_pooling, round_mode CEIL (default) and FLOOR."""
     p = ctx.layer.pooling_param
     shape = ctx.bottoms[0]
     ctx.check(len(shape) == 4, f"the bottom must have 4 axes (num, channels, height, width), "
                                f"not shape {list(shape)}")
-    ctx.check(p.pool in (P.MAX, P.AVE), f"pool: {P.PoolMethod.Name(p.pool)} is not supported "
-                                        "(only MAX and AVE)")
+    ctx.check(p.pool in (P.MAX, P.AVE) or p.pool in POOL_METHODS,
+              f"pool: {P.PoolMethod.Name(p.pool)} is not supported")
     if p.global_pooling:
         ctx.check(not (p.HasField("kernel_size") or p.HasField("kernel_h") or
                        p.HasField("kernel_w")), "with global_pooling: true the filter size "
@@ -141,7 +146,9 @@ def pooling(ctx: LayerContext) -> Built:
     if kernel is None:
         ctx.check(pad == (0, 0) and stride == (1, 1),
                   "with global_pooling: true only pad = 0 and stride = 1 are allowed")
-    elif any(pad):
+    if p.pool in POOL_METHODS:
+        return POOL_METHODS[p.pool](ctx, kernel, stride, pad, p.round_mode == P.CEIL)
+    if kernel is not None and any(pad):
         ctx.check(pad[0] < kernel[0] and pad[1] < kernel[1],
                   f"pad {pad} must be smaller than the kernel {kernel}")
     module = CaffePooling(p.pool, kernel, stride, pad, p.round_mode == P.CEIL)

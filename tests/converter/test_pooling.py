@@ -135,7 +135,7 @@ def test_gradient(method, explicit):
     ('pool: MAX global_pooling: true kernel_size: 2', "cannot be specified"),
     ('pool: MAX global_pooling: true stride: 2', "only pad = 0 and stride = 1"),
     ('pool: MAX kernel_size: 3 pad: 3', "must be smaller than the kernel"),
-    ('pool: STOCHASTIC kernel_size: 2', "STOCHASTIC is not supported"),
+    ('pool: STOCHASTIC kernel_size: 3 pad: 1', "padding is implemented only for AVE and MAX"),
     ('pool: AVE kernel_size: 9', "the output would be -3x-2"),
 ])
 def test_errors_name_the_layer(text, message):
