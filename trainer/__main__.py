@@ -52,6 +52,7 @@ def _train(solver_path: Path, args: argparse.Namespace) -> int:
         dataset=getattr(args, "dataset_override", None), out=getattr(args, "out_dir", None),
         weights=[w for w in (args.weights or "").split(",") if w], device=args.device,
         workers=args.workers, max_iter=args.max_iter, test_iter=args.test_iter, fast=args.fast,
+        cuda_graphs=getattr(args, "cuda_graphs", False),
         progress=False if args.no_progress else None))
     resume = latest_snapshot(solver.prefix) if args.resume == "auto" else args.resume
     if resume:
@@ -133,6 +134,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-iter", type=int, help="override test_iter (batches per test) of every test net")
     p.add_argument("--fast", action="store_true",
                    help="bf16 autocast where the hardware has it, channels_last (not bit-faithful)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="CUDA: capture each net's forward/backward once and replay it (iter_size 1, "
+                        "one process); the log says when it is not used")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

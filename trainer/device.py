@@ -106,11 +106,12 @@ class Precision:
     channels_last: bool = False
     note: str = ""  # why (e.g. "avx512_bf16", "this CPU has no native bf16")
 
-    def autocast(self) -> ContextManager:
-        """The context for the forward pass (and loss); a no-op in float32."""
+    def autocast(self, cache: bool = True) -> ContextManager:
+        """The context for the forward pass (and loss); a no-op in float32. `cache=False`
+        inside CUDA graph capture (autocast's cast cache must not outlive it)."""
         if self.dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=cache)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         """Move `model` to the device; channels_last for its 4-D weights when fast. Under

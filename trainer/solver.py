@@ -42,6 +42,7 @@ from . import distributed
 from .caffe_log import CaffeLog, g
 from .data import Batches, SourceSpec, source_spec
 from .device import resolve_device, select_precision
+from .graphs import StepGraph
 from .metrics import Metrics
 from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
                        snapshot_prefix)
@@ -67,6 +68,7 @@ class Options:
     max_iter: int | None = None
     test_iter: int | None = None                # override every test net's test_iter
     fast: bool = False
+    cuda_graphs: bool = False                   # capture each net's step once, replay it (CUDA)
     out: Path | None = None                     # logs, metrics, snapshots (default: solver's folder)
     log_file: str | None = "caffe_output.log"   # in `out`; None: no file
     progress: bool | None = None                # None: a bar when stderr is a terminal
@@ -201,6 +203,11 @@ class Solver:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward_model = DistributedDataParallel(self.train.model, device_ids=ids,
                                                          broadcast_buffers=False)
+        self.train_step = self._eager_train_step
+        self.test_steps = [None] * len(self.tests)
+        self.graphs_note = ""
+        if self.options.cuda_graphs:
+            self._use_graphs()
         self._stop_requested = False
         self._snapshot_requested = False
 
@@ -227,6 +234,30 @@ class Solver:
         model = build_model(phase_net.net, phase_net.phase, phase_net.stages, phase_net.level,
                             input_shapes=shapes, seed=seed, source=phase_net.source)
         return _Net(phase_net, self.precision.prepare_model(model), feeds)
+
+    def _use_graphs(self) -> None:
+        why = ("they need a CUDA device" if self.device.type != "cuda" else
+               "iter_size > 1 sums gradients over passes" if self.param.iter_size > 1 else
+               "several processes (DistributedDataParallel)" if self.dist.active else
+               "the train net has no loss" if not any(any(step.loss_weights)
+                                                       for step in self.train.model.steps) else "")
+        if why:
+            self.graphs_note = f"; CUDA graphs not used: {why}"
+            return
+        say = lambda line: self.log("info", line)  # noqa: E731
+        self.train_step = StepGraph(self.train.model, self.precision, train=True, log=say)
+        self.test_steps = [StepGraph(t.model, self.precision, train=False, log=say,
+                                     name=f"test #{i}") for i, t in enumerate(self.tests)]
+        self.graphs_note = "; CUDA graphs (captured after 3 eager steps)"
+
+    def _eager_train_step(self, inputs: dict):
+        with self.precision.autocast():
+            out = self.forward_model(**inputs)
+        if out.loss is None:
+            raise PrototxtError("the train net has no loss (no layer with a loss weight)",
+                                self.train.model.source)
+        out.loss.backward()
+        return out
 
     # -- the loop ------------------------------------------------------------------------------
     def restore(self, path: str | Path) -> None:
@@ -271,7 +302,7 @@ class Solver:
             self.log("info", f"random_seed not set: using {self.seed}")
         self.log("info", self.precision.describe() + (
             f"; {self.dist.world} processes, global batch {self.batch_size * self.dist.world}"
-            if self.dist.active else ""))
+            if self.dist.active else "") + self.graphs_note)
         self.metrics = Metrics(self.out, self.iteration, enabled=self.dist.root)
         result = Result(self.iteration, False, {}, [], [], 0.0)
         self._test_pass = self.tests_before(self.iteration)
@@ -343,8 +374,9 @@ class Solver:
         streams = self._train_streams(self.iteration * p.iter_size)
         tick, tick_iter = time.time(), self.iteration
         while self.iteration < stop_iter:
-            for _, _, tensor, _ in self.params:
-                tensor.grad = None
+            if not getattr(self.train_step, "captured", False):  # a graph keeps its .grad
+                for _, _, tensor, _ in self.params:
+                    tensor.grad = None
             if (p.test_interval and self.iteration % p.test_interval == 0
                     and (self.iteration > 0 or p.test_initialization)):
                 self._test_all(result)
@@ -359,12 +391,7 @@ class Solver:
                 sync = (self.dist.active and k < p.iter_size - 1
                         and hasattr(self.forward_model, "no_sync"))
                 with self.forward_model.no_sync() if sync else nullcontext():
-                    with self.precision.autocast():
-                        out = self.forward_model(**self._inputs(self.train, batches))
-                    if out.loss is None:
-                        raise PrototxtError("the train net has no loss (no layer with a loss "
-                                            "weight)", self.train.model.source)
-                    out.loss.backward()
+                    out = self.train_step(self._inputs(self.train, batches))
                 loss += float(out.loss.detach())
             loss /= p.iter_size
             result.train_losses[self.iteration] = loss
@@ -449,8 +476,12 @@ class Solver:
             weights: dict[str, float] = {}
             for _ in range(n):
                 batches = {source: next(stream) for source, stream in streams.items()}
-                with self.precision.autocast():
-                    out = test.model(**self._inputs(test, batches))
+                inputs = self._inputs(test, batches)
+                if self.test_steps[i] is not None:
+                    out = self.test_steps[i](inputs)
+                else:
+                    with self.precision.autocast():
+                        out = test.model(**inputs)
                 if out.loss is not None:
                     loss += float(out.loss)
                 weights = out.loss_weights

@@ -1,7 +1,8 @@
 """The prepared GPU measurement: the seed DIGITS job (MNIST 256x256x3, GoogLeNet, 2 epochs) on
 one GPU, within a fixed time budget, with the seed's figures beside.
 
-    bash benchmarks/gpu/run.sh [--smoke] [--out DIR] [--budget SECONDS]     # (run.sh calls this)
+    bash benchmarks/gpu/run.sh [--smoke] [--out DIR] [--budget SECONDS] [--only S,..] [--skip S,..]
+                               [--fast-graphs]                            # (run.sh calls this)
 
 Stages, in order; each is timed, run under a timeout, and skipped ("skipped: budget") when what
 is left of the budget cannot hold it, so the whole run never passes the budget:
@@ -20,14 +21,17 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
   onnx        converter onnx --job
   bench_cuda, bench_cpu, bench_tensorrt    inference bench --batch 1,32 --json per provider
   parity      parity.py: ORT CUDA against ORT CPU on 64 val images and 64 random inputs
-  train_fast  a second job trained with --fast, when the budget still holds the fp32 time + 20 %
+  train_graphs  a second job, fp32 with --cuda-graphs (trainer/graphs.py), when the budget
+              still holds the fp32 time + 20 % (GPU only)
+  train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too), likewise
 
 --smoke checks the script itself on a CPU in about half a minute: LeNet on a 300-image 28x28
 dataset, 3 iterations on the CPU, CPU benchmarks only; its figures are not comparable with the seed.
 
 The out folder gets results.json (rewritten after every stage, so a killed run keeps what
 finished), results.md (the table, also printed last), run.log (every command and its output),
-metrics.csv / training.png of the fp32 run and metrics-fast.csv: at most 8 files. Work files
+metrics.csv / training.png of the fp32 run, metrics-graphs.csv and metrics-fast.csv: at most 8
+files. Work files
 (dataset, jobs, snapshots) go to --work (default /tmp/redigits-gpu-work; a temporary folder,
 removed at the end, for --smoke).
 """
@@ -96,7 +100,8 @@ class Run:
         self.results: dict = {
             "smoke": self.smoke, "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "budget_s": args.budget, "repo": str(REPO), "commit": _commit(), "python": self.py,
-            "work": str(self.work), "network": args.network, "seed_anchors": SEED, "goals": GOALS,
+            "work": str(self.work), "network": args.network, "fast_graphs": args.fast_graphs,
+            "seed_anchors": SEED, "goals": GOALS,
             "stages": {}}
         self.save()
 
@@ -374,12 +379,12 @@ class Run:
         self.job_dir, facts = self.new_job(self.args.network)
         r.update(path=str(self.job_dir), **facts)
 
-    def train_argv(self, job: Path, workers: int, fast: bool) -> list:
+    def train_argv(self, job: Path, workers: int, fast: bool, graphs: bool = False) -> list:
         argv = [self.py, "-m", "trainer", "run", job / "solver.prototxt", "--device", self.device,
                 "--workers", workers, "--no-progress"]
         if self.smoke:
             argv += ["--max-iter", "3", "--test-iter", "2"]
-        return argv + (["--fast"] if fast else [])
+        return argv + (["--fast"] if fast else []) + (["--cuda-graphs"] if graphs else [])
 
     @property
     def device(self) -> str:
@@ -389,7 +394,8 @@ class Run:
         """Seconds kept for export, benchmarks and parity after the fp32 training."""
         return 35.0 if self.smoke else 4 * self.args.bench_seconds + 100.0
 
-    def train(self, r: dict, job: Path | None = None, fast: bool = False, limit: float | None = None) -> None:
+    def train(self, r: dict, job: Path | None = None, fast: bool = False, limit: float | None = None,
+              graphs: bool = False) -> None:
         self.need_ok("job")
         if self.device.startswith("cuda") and not self.cuda:
             raise Skip("no CUDA")
@@ -399,8 +405,9 @@ class Run:
         if limit < (10 if self.smoke else 30):
             raise Skip(f"budget: {limit:.0f} s for training after keeping {self.post_train_need():.0f} s "
                        "for export and benchmarks")
-        r.update(device=self.device, workers=workers, fast=fast, limit_s=round(limit, 1))
-        res = self.cmd(self.train_argv(job, workers, fast), limit, interrupt=True)
+        r.update(device=self.device, workers=workers, fast=fast, cuda_graphs=graphs,
+                 limit_s=round(limit, 1))
+        res = self.cmd(self.train_argv(job, workers, fast, graphs), limit, interrupt=True)
         if res.rc not in (0, 130) and not res.timed_out and res.seconds < 120 and workers > 0 \
                 and self.left() - self.post_train_need() > 60:
             # worker processes (shared memory) are the most fragile part on a new machine
@@ -408,7 +415,7 @@ class Run:
                                   "error": res.error}
             workers = 0
             r["workers"] = 0
-            res = self.cmd(self.train_argv(job, 0, fast), self.left() - self.post_train_need(),
+            res = self.cmd(self.train_argv(job, 0, fast, graphs), self.left() - self.post_train_need(),
                            interrupt=True)
         r.update(rc=res.rc, wall_s=round(res.seconds, 2), stopped_at_budget=res.interrupted)
         r.update(_train_figures(job, self.results["stages"]["job"], res.seconds))
@@ -416,10 +423,10 @@ class Run:
             raise RuntimeError(f"trainer run exit {res.rc}: {res.error}")
         if res.interrupted:
             r["note"] = "stopped at the budget (SIGINT: snapshot, then exit)"
-        suffix = "-fast" if fast else ""
+        suffix = "-fast" if fast else "-graphs" if graphs else ""
         if (job / "metrics.csv").is_file():
             shutil.copy(job / "metrics.csv", self.out / f"metrics{suffix}.csv")
-        if not fast and (job / "training.png").is_file():
+        if not suffix and (job / "training.png").is_file():
             shutil.copy(job / "training.png", self.out / "training.png")
 
     def onnx(self, r: dict) -> None:
@@ -462,7 +469,16 @@ class Run:
             r["status"] = "failed"
             r["error"] = f"max abs {found.get('max_abs'):.3g} > {found.get('tolerance')}"
 
+    def train_graphs(self, r: dict) -> None:
+        """fp32 again with --cuda-graphs (trainer/graphs.py), against the eager fp32 run."""
+        self._variant(r, "graphs", fast=False, graphs=True)
+
     def train_fast(self, r: dict) -> None:
+        self._variant(r, "fast", fast=True, graphs=self.args.fast_graphs)
+
+    def _variant(self, r: dict, name: str, fast: bool, graphs: bool) -> None:
+        if graphs and not self.device.startswith("cuda"):
+            raise Skip("CUDA graphs need a CUDA device")
         self.need_ok("dataset", "train")
         fp32 = self.results["stages"]["train"]
         if fp32.get("stopped_at_budget"):
@@ -471,9 +487,9 @@ class Run:
         r["estimate_s"] = round(estimate, 1)
         if self.left() < estimate:
             raise Skip(f"budget: {self.left():.0f} s left, fp32 took {fp32['wall_s']:.0f} s (+20 %)")
-        job, facts = self.new_job(f"{self.args.network}-fast")
+        job, facts = self.new_job(f"{self.args.network}-{name}")
         r["path"] = str(job)
-        self.train(r, job, fast=True, limit=self.left())
+        self.train(r, job, fast=fast, limit=self.left(), graphs=graphs)
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> int:
@@ -489,6 +505,7 @@ class Run:
         s("bench_cpu", 10, lambda r: self.bench(r, "cpu"))
         s("parity", 10, self.parity)
         s("bench_tensorrt", 15, lambda r: self.bench(r, "tensorrt"))
+        s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
         self.results["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.save()
@@ -775,7 +792,10 @@ def markdown(res: dict) -> str:
         ("dataset (MNIST -> LMDB)", dataset, "45,002 / 14,998, 256x256x3", ""),
         (f"training, {res['network']}, fp32", train_cell("train"), seed_train, goal_train),
         ("val accuracy, fp32", acc_cell("train"), seed_acc, goal_acc),
-        ("training, --fast", train_cell("train_fast"), seed_train, goal_train),
+        ("training, fp32 --cuda-graphs", train_cell("train_graphs"), seed_train, goal_train),
+        ("val accuracy, fp32 --cuda-graphs", acc_cell("train_graphs"), seed_acc, goal_acc),
+        ("training, --fast" + (" --cuda-graphs" if res.get("fast_graphs") else ""),
+         train_cell("train_fast"), seed_train, goal_train),
         ("val accuracy, --fast", acc_cell("train_fast"), seed_acc, goal_acc),
         ("ONNX batch 1 p50, CUDA", bench_cell("bench_cuda", "batch1_p50_ms"),
          f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
@@ -816,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", help="googlenet (lenet for --smoke)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", help="training device (cuda; cpu for --smoke)")
+    parser.add_argument("--fast-graphs", action="store_true",
+                        help="train_fast with --cuda-graphs too")
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=set(),
                         help="run only these stages, e.g. setup,facts,gpu_tests")
     parser.add_argument("--skip", type=lambda v: set(v.split(",")), default=set(),

@@ -202,3 +202,31 @@ def test_snapshot_on_cuda_resumes_on_cpu(tmp_path, dataset):
 
 def test_snapshot_on_cpu_resumes_on_cuda(tmp_path, dataset):
     compare_snapshot_resume(tmp_path, dataset, snap_device="cpu", resume_device="cuda")
+
+
+# -- CUDA graphs (trainer/graphs.py) -------------------------------------------------------------
+
+def test_cuda_graphs_train_like_the_eager_step(tmp_path, dataset):
+    """Captured forward + backward replayed each iteration: the same losses, tests and weights
+    as eager steps on the same GPU (both float32; graphs replay the kernels the capture chose)."""
+    eager_solver, eager = run_solver(write_lenet_job(tmp_path / "eager", dataset), "cuda")
+    graph_solver, graphed = run_solver(write_lenet_job(tmp_path / "graphs", dataset), "cuda",
+                                       cuda_graphs=True)
+    assert graph_solver.train_step.captured and graph_solver.train_step.off is None
+    assert all(step.captured for step in graph_solver.test_steps)
+    assert graph_solver.train_step.calls == ITERS
+    assert_losses_close(graphed, eager, range(ITERS), "graphs vs eager")
+    assert_tests_close(graphed, eager, "graphs vs eager")
+    assert_weights_close(graph_solver, eager_solver, "graphs vs eager")
+
+
+def test_cuda_graphs_resume_like_an_uninterrupted_run(tmp_path, dataset):
+    straight_solver, straight = run_solver(write_lenet_job(tmp_path / "straight", dataset),
+                                           "cuda", cuda_graphs=True)
+    snap_path = write_lenet_job(tmp_path / "snap", dataset, snapshot=SNAPSHOT_AT)
+    run_solver(snap_path, "cuda", cuda_graphs=True)
+    state = tmp_path / "snap" / f"snapshot_iter_{SNAPSHOT_AT}.solverstate"
+    resumed_solver, resumed = run_solver(snap_path, "cuda", cuda_graphs=True, resume=state)
+    assert resumed_solver.train_step.captured
+    assert_losses_close(resumed, straight, range(SNAPSHOT_AT, ITERS), "graphs: resumed vs straight")
+    assert_weights_close(resumed_solver, straight_solver, "graphs: resumed vs straight")
