@@ -5,31 +5,32 @@ order, after checking the blob count and each shape. A legacy blob (num/channels
 as V1 files and old snapshots store them, e.g. InnerProduct (1, 1, N, K)) is reshaped when its
 count matches. Layers only the model has keep their filler values (reported as `missing`),
 layers only the file has are skipped (`extra`); `strict=True` makes either an error.
-NVIDIA Caffe's 5-blob BatchNorm is recognised by its blob shapes and mapped:
-0.15 (DIGITS) [scale, bias, mean, var, counter] and 0.16+ [mean, var, 1, scale, bias], whose
-statistics are used as stored (see layers/batch_norm.py).
+Blob values come in any storage (BVLC float data or NVIDIA Caffe 0.16+ raw FLOAT/FLOAT16/DOUBLE:
+prototxt/blobs.py); the report and the log say which. A BatchNorm layer takes the layout its
+blobs are in (BVLC; NVIDIA Caffe 0.15 [scale, bias, mean, var, 1]; 0.16+ [mean, var, factor]
+with optional [scale, bias]; a 0.16 factor written as 0, NVIDIA/caffe#436), detected and logged
+per layer; a layout that cannot be decided is an error (layers/batch_norm.py, detect_layout).
 
 Saving writes what Caffe's snapshot writes: the net name, every layer's parameters with its
-blobs as `shape` + float `data` (BVLC layout; NVIDIA BatchNorm layers loaded from a 5-blob file
-are written back in their own layout), net-level inputs as an "input" Input layer (Caffe's
-UpgradeNetInput). The file is written atomically. load(save(model)) is bit-exact and
-save(load(file)) of a file we wrote is byte-identical.
+blobs as `shape` + float `data` (BVLC storage, whatever storage was read; NVIDIA BatchNorm
+layers are written back in their own layout, a #436 factor as 1), net-level inputs as an
+"input" Input layer (Caffe's UpgradeNetInput). The file is written atomically. load(save(model))
+is bit-exact and save(load(file)) of a file we wrote is byte-identical.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from prototxt import blob_shape, caffe_pb2, read_caffemodel, write_binary
+from prototxt import blob_array, caffe_pb2, describe_storage, read_caffemodel, write_binary
 from .errors import ConverterError
-from .fillers import constant_filler
-from .layers.batch_norm import BLOB_ORDER, NVCAFFE_015, NVCAFFE_016, CaffeBatchNorm
+from .layers.batch_norm import CaffeBatchNorm, LayoutError, detect_layout, layout_blobs
 from .net import CaffeNet
-from .registry import Blob
 
 log = logging.getLogger(__name__)
 BlobProto = caffe_pb2.BlobProto
@@ -41,7 +42,10 @@ class LoadReport:
     loaded: list[str] = field(default_factory=list)   # layers whose blobs were copied
     missing: list[str] = field(default_factory=list)  # model layers with blobs the file lacks
     extra: list[str] = field(default_factory=list)    # file layers with blobs the model lacks
-    notes: list[str] = field(default_factory=list)    # reshapes, BatchNorm mappings
+    notes: list[str] = field(default_factory=list)    # reshapes, BatchNorm layouts
+    warnings: list[str] = field(default_factory=list)  # what was read other than as written
+    storage: str = ""                                  # e.g. "NVIDIA Caffe raw FLOAT16 blobs"
+    batchnorm: dict[str, str] = field(default_factory=dict)  # layer -> layout read
 
     def summary(self) -> str:
         text = f"loaded {len(self.loaded)} layers"
@@ -50,12 +54,6 @@ class LoadReport:
         if self.extra:
             text += f"; in the file but not the model (skipped): {', '.join(self.extra)}"
         return text
-
-
-def blob_array(blob: BlobProto) -> np.ndarray:
-    """The blob's values (float data or double_data) in its shape, as float32."""
-    values = np.asarray(blob.data if len(blob.data) else blob.double_data, dtype=np.float32)
-    return values
 
 
 def _is_legacy(blob: BlobProto) -> bool:
@@ -82,30 +80,15 @@ def array_blob(array: np.ndarray) -> BlobProto:
     return blob
 
 
-def _nvcaffe_layout(blobs, channels: int) -> str | None:
-    counts = [int(np.prod(blob_shape(b))) for b in blobs]
-    if counts[4] == 1 and counts[2] == channels:
-        return NVCAFFE_015
-    if counts[2] == 1 and counts[3] == channels:
-        return NVCAFFE_016
-    return None
-
-
-def _remap_batchnorm(model: CaffeNet, index: int, layout: str) -> None:
-    info = model.layer_info[index]
-    getattr(model, info.module).make_affine(layout)
-    zero, one = constant_filler(0.0), constant_filler(1.0)
-    fillers = {"weight": one, "scale_factor": one}
-    model.layer_info[index] = info._replace(
-        blobs=tuple(Blob(name, fillers.get(name, zero)) for name in BLOB_ORDER[layout]))
-
-
 def load_caffemodel(model: CaffeNet, source: str | os.PathLike | NetParameter,
-                    strict: bool = False) -> LoadReport:
-    """Copy trained blobs into `model` by layer name; see the module docstring."""
+                    strict: bool = False, batchnorm: str | None = None) -> LoadReport:
+    """Copy trained blobs into `model` by layer name; see the module docstring. `batchnorm`
+    (bvlc, nvcaffe-0.15, nvcaffe-0.16) names the flavour where BatchNorm blobs leave it open."""
     where = str(source) if not isinstance(source, NetParameter) else "<caffemodel>"
     weights = source if isinstance(source, NetParameter) else read_caffemodel(source)
-    report = LoadReport()
+    report = LoadReport(storage=describe_storage(b for l in weights.layer for b in l.blobs))
+    if isinstance(source, NetParameter):  # read_caffemodel logs a file's storage
+        log.info("%s: weights: %s", where, report.storage)
     index = {info.name: i for i, info in enumerate(model.layer_info)}
     seen = set()
     for layer in weights.layer:
@@ -117,37 +100,66 @@ def load_caffemodel(model: CaffeNet, source: str | os.PathLike | NetParameter,
             continue
         seen.add(layer.name)
         info = model.layer_info[i]
-        module = getattr(model, info.module)
-        if isinstance(module, CaffeBatchNorm) and len(layer.blobs) == 5 and len(info.blobs) != 5:
-            layout = _nvcaffe_layout(layer.blobs, module.channels)
-            if layout is None:
-                raise ConverterError("5 BatchNorm blobs in a layout this converter does not know "
-                                     f"(shapes {[blob_shape(b) for b in layer.blobs]})", where,
+        arrays = [blob_array(b, where, layer=layer.name, index=j)
+                  for j, b in enumerate(layer.blobs)]
+        if isinstance(getattr(model, info.module), CaffeBatchNorm):
+            _load_batchnorm(model, i, arrays, where, report, batchnorm)
+        else:
+            targets = model.caffe_blobs(layer.name)
+            if len(arrays) != len(targets):
+                raise ConverterError(f"the file has {len(arrays)} blobs for this layer, the model "
+                                     f"{len(targets)} (incompatible number of blobs)", where,
                                      layer=layer.name, layer_type=info.type)
-            _remap_batchnorm(model, i, layout)
-            report.notes.append(f"{layer.name}: NVIDIA Caffe BatchNorm ({layout}) mapped")
-        targets = model.caffe_blobs(layer.name)
-        if len(layer.blobs) != len(targets):
-            raise ConverterError(f"the file has {len(layer.blobs)} blobs for this layer, the model "
-                                 f"{len(targets)} (incompatible number of blobs)", where,
-                                 layer=layer.name, layer_type=info.type)
-        for j, (blob, target) in enumerate(zip(layer.blobs, targets)):
-            _copy(blob, target, j, layer.name, info.type, where, report)
+            for j, (blob, values, target) in enumerate(zip(layer.blobs, arrays, targets)):
+                _copy(blob, values, target, j, layer.name, info.type, where, report)
         report.loaded.append(layer.name)
-    report.missing = [info.name for info in model.layer_info if info.blobs and info.name not in seen]
+    report.missing = [info.name for info in model.layer_info
+                      if info.blobs and info.name not in seen]
     if strict and (report.missing or report.extra):
         raise ConverterError(f"the weights do not match the net: {report.summary()}", where)
+    layouts = Counter(report.batchnorm.values())
+    if layouts:
+        report.notes.append("BatchNorm layouts (from the blobs): "
+                            + ", ".join(f"{name} {n}" for name, n in layouts.most_common()))
     for line in ([report.summary()] if report.missing or report.extra else []) + report.notes:
         log.info("%s: %s", where, line)
+    for line in report.warnings:
+        log.warning("%s: %s", where, line)
     return report
 
 
-def _copy(blob, target, j, name, layer_type, where, report) -> None:
-    shape, want = tuple(blob_shape(blob)), tuple(target.shape)
-    values = blob_array(blob)
-    if values.size != int(np.prod(shape)):
-        raise ConverterError(f"blob {j} holds {values.size} values but its shape {list(shape)} "
-                             f"needs {int(np.prod(shape))}", where, layer=name, layer_type=layer_type)
+def _load_batchnorm(model: CaffeNet, i: int, arrays: list[np.ndarray], where: str,
+                    report: LoadReport, flavor: str | None) -> None:
+    """Detect the layout of one BatchNorm layer's blobs, switch the module to it, copy."""
+    info = model.layer_info[i]
+    module: CaffeBatchNorm = getattr(model, info.module)
+    param = next(l for l in model.net.layer if l.name == info.name).batch_norm_param
+    try:
+        found = detect_layout(arrays, module.channels, param, flavor)
+    except LayoutError as exc:
+        raise ConverterError(str(exc), where, layer=info.name, layer_type=info.type) from None
+    if module.affine and not found.affine:  # NVIDIA Caffe refuses this too
+        raise ConverterError(f"the file has {len(arrays)} blobs for this layer, the model "
+                             f"{len(info.blobs)} (incompatible number of blobs: the prototxt asks "
+                             "for NVIDIA Caffe's built-in scale and bias, the file has none)",
+                             where, layer=info.name, layer_type=info.type)
+    if (found.layout, found.affine) != (module.layout, module.affine):
+        module.set_layout(found.layout, found.affine)
+        model.layer_info[i] = info._replace(blobs=layout_blobs(found.layout, found.affine, param))
+    with torch.no_grad():
+        for values, target in zip(arrays, model.caffe_blobs(info.name)):
+            target.copy_(torch.from_numpy(values.reshape(target.shape)).to(target.dtype))
+        if found.factor is not None:
+            module.scale_factor.fill_(found.factor)
+    report.batchnorm[info.name] = found.layout
+    if found.layout != "bvlc" or found.factor is not None:
+        report.notes.append(f"{info.name}: {found.note}")
+    if found.warning:
+        report.warnings.append(f"layer '{info.name}': {found.warning}")
+
+
+def _copy(blob, values, target, j, name, layer_type, where, report) -> None:
+    shape, want = tuple(values.shape), tuple(target.shape)
     if shape != want:
         if not (_is_legacy(blob) and values.size == int(np.prod(want))):
             raise ConverterError(

@@ -119,7 +119,7 @@ def blob_array(blob: BlobProto, where: str | Path | None = None, *, layer: str |
         if found != expected:
             fail(f"its shape {list(shape)} needs {count} {storage[4:]} values = {expected} bytes "
                  f"of raw_data but the file holds {found} bytes", expected, found)
-        values = np.frombuffer(blob.raw_data, dtype=raw_type)
+        return np.frombuffer(blob.raw_data, dtype=raw_type).astype(dtype).reshape(shape)  # writable
     return values.astype(dtype, copy=False).reshape(shape)
 
 

@@ -4,8 +4,9 @@
 Every read names the file in its errors (text: path:line:column and the offending field;
 binary: path and byte offset); nets and solvers are upgraded from old formats once, here
 (see upgrade.py). Binary readers log which blob storage a file uses (BVLC float data, NVIDIA
-Caffe raw FLOAT/FLOAT16/DOUBLE: blobs.py). Every write goes to a temporary name in the target folder and is renamed
-when complete, so an interrupted write never leaves a half file that looks whole.
+Caffe raw FLOAT/FLOAT16/DOUBLE: blobs.py). Every write goes to a temporary name in the target
+folder and is renamed when complete, so an interrupted write never leaves a half file that
+looks whole.
 """
 from __future__ import annotations
 

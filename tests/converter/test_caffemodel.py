@@ -1,6 +1,9 @@
-"""Loading and saving .caffemodel files: by name, shape checks, legacy V1 blobs, NVIDIA Caffe
-BatchNorm, missing/extra layers, and a field-identical round trip."""
+"""Loading and saving .caffemodel files: by name, shape checks, legacy V1 blobs, every blob
+storage (BVLC data, NVIDIA Caffe raw FLOAT/FLOAT16/DOUBLE) and damaged blobs, missing/extra
+layers, and a field-identical round trip. BatchNorm layouts: test_batch_norm_layouts.py."""
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
@@ -8,8 +11,10 @@ import torch
 
 from converter import ConverterError, build_model
 from converter.caffemodel import array_blob, blob_array, load_caffemodel, save_caffemodel, to_net_parameter
-from prototxt import caffe_pb2, read_caffemodel, write_binary
+from prototxt import BlobError, caffe_pb2, read_caffemodel, write_binary
 
+from .caffe_files import RAW, STORAGES, kept
+from .caffe_files import blob as caffe_blob
 from .util import layer_net, parse_net, rng
 
 LENET_DEPLOY = """
@@ -116,22 +121,77 @@ def test_shape_and_count_mismatch(tmp_path):
         load_caffemodel(build_model(parse_net(LENET_DEPLOY)), net)
 
 
-@pytest.mark.parametrize("layout", ["nvcaffe-0.15", "nvcaffe-0.16"])
-def test_nvcaffe_batchnorm_five_blobs(layout, tmp_path):
-    r = rng()
-    c = 4
-    scale, bias, mean = (r.standard_normal(c).astype(np.float32) for _ in range(3))
-    var = r.uniform(0.5, 2, c).astype(np.float32)
-    blobs = ([scale, bias, mean, var, np.array([5.0], np.float32)] if layout == "nvcaffe-0.15"
-             else [mean, var, np.array([1.0], np.float32), scale, bias])
-    weights = caffe_pb2.NetParameter()
-    weights.layer.add(name="l", type="BatchNorm").blobs.extend(array_blob(b) for b in blobs)
-    model = build_model(layer_net('type: "BatchNorm"', {"x": (2, c, 3, 5)}))
-    report = load_caffemodel(model, weights, strict=True)
-    assert report.notes == [f"l: NVIDIA Caffe BatchNorm ({layout}) mapped"]
-    x = torch.from_numpy(r.standard_normal((2, c, 3, 5)).astype(np.float32))
-    k = (slice(None), None, None)
-    want = (x.numpy() - mean[k]) / np.sqrt(var[k] + 1e-5) * scale[k] + bias[k]
-    np.testing.assert_allclose(model(x)["y"].detach().numpy(), want, rtol=1e-5, atol=1e-5)
-    again = to_net_parameter(model).layer[1]
-    assert [list(blob_array(b)) for b in again.blobs] == [list(b) for b in blobs]
+@pytest.mark.parametrize("storage", STORAGES)
+def test_every_blob_storage_loads(storage, tmp_path, caplog):
+    """A whole net's weights as BVLC (float data) or NVIDIA Caffe 0.16+ (raw FLOAT, FLOAT16,
+    DOUBLE) writes them; the report and the log say which; saving writes BVLC float data."""
+    source = lenet(seed=4)
+    net = to_net_parameter(source)
+    values = {}
+    for layer in net.layer:
+        for j, b in enumerate(layer.blobs):
+            array = blob_array(b).astype(np.float64) * 1.001  # not exactly float32 values
+            values[layer.name, j] = kept(array, storage)
+            b.CopyFrom(caffe_blob(array, storage))
+    path = write_binary(net, tmp_path / "nv.caffemodel")
+    model = build_model(parse_net(LENET_DEPLOY), seed=5)
+    with caplog.at_level(logging.INFO):
+        report = load_caffemodel(model, path, strict=True)
+    kind = "BVLC float data" if storage == "data" else f"NVIDIA Caffe raw {storage}"
+    assert report.storage == f"{kind} blobs"
+    assert f"nv.caffemodel: weights: {kind} blobs" in caplog.text
+    for (name, j), want in values.items():
+        np.testing.assert_array_equal(model.caffe_blobs(name)[j].detach().numpy(),
+                                      want.astype(np.float32).reshape(model.caffe_blobs(name)[j].shape))
+    saved = to_net_parameter(model)
+    assert all(not b.HasField("raw_data") and len(b.data) for l in saved.layer for b in l.blobs)
+
+
+def test_mixed_storage_and_a_net_parameter_source_are_logged(caplog):
+    net = to_net_parameter(lenet())
+    conv1 = next(l for l in net.layer if l.name == "conv1")
+    conv1.blobs[0].CopyFrom(caffe_blob(blob_array(conv1.blobs[0]), "FLOAT16"))
+    with caplog.at_level(logging.INFO):
+        report = load_caffemodel(build_model(parse_net(LENET_DEPLOY)), net)
+    assert report.storage == "mixed: BVLC float data (9 blobs), NVIDIA Caffe raw FLOAT16 (1 blob)"
+    assert f"<caffemodel>: weights: {report.storage}" in caplog.text
+
+
+@pytest.mark.parametrize("storage", ["data", "FLOAT", "FLOAT16", "DOUBLE"])
+def test_damaged_blob_names_layer_index_and_sizes(storage):
+    net = to_net_parameter(lenet())
+    ip1 = next(l for l in net.layer if l.name == "ip1")
+    ip1.blobs[1].CopyFrom(caffe_blob(np.arange(6.0), storage, shape=[7]))
+    if storage == "data":
+        want = r"layer 'ip1' blob 1: its shape \[7\] needs 7 values but the file holds 6 \(float data\)"
+    else:
+        size = np.dtype(RAW[storage]).itemsize
+        want = (rf"layer 'ip1' blob 1: its shape \[7\] needs 7 {storage} values = {7 * size} bytes "
+                rf"of raw_data but the file holds {6 * size} bytes")
+    with pytest.raises(BlobError, match=want) as info:
+        load_caffemodel(build_model(parse_net(LENET_DEPLOY)), net)
+    assert (info.value.layer, info.value.index) == ("ip1", 1)
+
+
+def test_opencv_reads_the_same_raw_blobs(tmp_path):
+    """OpenCV's Caffe importer reads NVIDIA Caffe's raw FLOAT and FLOAT16 blobs on its own:
+    the same file gives the same output (an independent check of the field numbers)."""
+    cv2 = pytest.importorskip("cv2")
+    text = LENET_DEPLOY.replace('layer { name: "bn" type: "BatchNorm" bottom: "pool1" top: "pool1" }\n', "")
+    text = text.replace('layer { name: "prelu" type: "PReLU" bottom: "pool1" top: "pool1" }\n', "")
+    model = build_model(parse_net(text), seed=6).eval()
+    net = to_net_parameter(model)
+    for layer in net.layer:
+        for j, b in enumerate(layer.blobs):
+            b.CopyFrom(caffe_blob(blob_array(b), "FLOAT16" if j == 0 else "FLOAT"))
+    (tmp_path / "deploy.prototxt").write_text(text)
+    write_binary(net, tmp_path / "fp16.caffemodel")
+    ours = build_model(parse_net(text)).eval()
+    assert load_caffemodel(ours, tmp_path / "fp16.caffemodel", strict=True).storage.startswith("mixed")
+    x = np.random.default_rng(2).uniform(-100, 100, (2, 1, 28, 28)).astype(np.float32)
+    cv = cv2.dnn.readNetFromCaffe(str(tmp_path / "deploy.prototxt"), str(tmp_path / "fp16.caffemodel"))
+    cv.setInput(x)
+    theirs = cv.forward("ip1")
+    with torch.no_grad():
+        mine = ours(torch.from_numpy(x), keep=["ip1"])["ip1"].numpy()
+    assert np.abs(mine - theirs).max() <= 1e-4 * max(1.0, float(np.abs(theirs).max()))
