@@ -72,12 +72,13 @@ def cmd_classify_many(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench, markdown
     clf = _classifier(args, max(args.batch))
-    rows = bench(clf, args.batch, args.seconds)
+    rows = bench(clf, args.batch, args.seconds, cuda_graph=args.cuda_graph)
+    provider = clf.provider + (" (CUDA graph)" if args.cuda_graph else "")
     if args.json:
-        print(json.dumps({"model": str(clf.path), "provider": clf.provider,
+        print(json.dumps({"model": str(clf.path), "provider": provider,
                           "rows": [r.as_dict() for r in rows]}, indent=2))
     else:
-        print(f"{clf.path} on {clf.provider} (input {'x'.join(map(str, clf.info.input_shape))}, "
+        print(f"{clf.path} on {provider} (input {'x'.join(map(str, clf.info.input_shape))}, "
               "network only, no preprocessing)")
         print(markdown(rows))
     return 0
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(p)
     p.add_argument("--batch", type=_batches, default=[1, 32], help="sizes, e.g. 1,32 (default)")
     p.add_argument("--seconds", type=float, default=3.0, help="per batch size (default 3)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="CUDA: replay each batch size's run as one CUDA graph (fixed shapes)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
 

@@ -27,19 +27,25 @@ class BenchRow:
 
 
 def bench(classifier: Classifier, batches: list[int], seconds: float = 3.0, warmup: int = 3,
-          min_runs: int = 5, seed: int = 0) -> list[BenchRow]:
-    """One BenchRow per batch size (module docstring)."""
+          min_runs: int = 5, seed: int = 0, cuda_graph: bool = False) -> list[BenchRow]:
+    """One BenchRow per batch size (module docstring). `cuda_graph`: each batch size through
+    its own CUDA-graph session (inference.cuda_graph), host to host as the plain runs."""
     rows = []
     rng = np.random.default_rng(seed)
     for batch in batches:
         x = rng.normal(0, 50, (batch, *classifier.info.input_shape)).astype(np.float32)
+        run = classifier.probabilities
+        if cuda_graph:
+            from .cuda_graph import GraphRunner
+            run = GraphRunner(classifier.path.read_bytes(), batch, classifier.info.output_name,
+                              where=str(classifier.path)).run
         for _ in range(warmup):
-            classifier.probabilities(x)
+            run(x)
         times = []
         start = time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - start < seconds:
             t0 = time.perf_counter()
-            classifier.probabilities(x)
+            run(x)
             times.append(time.perf_counter() - t0)
         wall = time.perf_counter() - start
         ms = np.array(times) * 1000

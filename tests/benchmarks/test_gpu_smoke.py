@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda", "bench_cpu",
-          "parity", "bench_tensorrt", "train_fast"]
+STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda",
+          "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "train_graphs", "train_fast"]
 
 
 def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240):
@@ -53,6 +53,8 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     assert cpu["status"] == "ok" and cpu["provider"] == "cpu"
     assert cpu["batch1_p50_ms"] > 0 and cpu["batch32_images_per_s"] > 0
     assert stages["bench_cuda"]["status"] == "skipped"          # smoke: CPU only
+    assert stages["bench_cuda_graph"]["status"] == "skipped"
+    assert stages["train_graphs"]["reason"] == "CUDA graphs need a CUDA device"
     parity = stages["parity"]
     if parity["status"] == "ok":                                  # a CUDA provider ran
         assert parity["max_abs"] <= 1e-4

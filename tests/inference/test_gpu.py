@@ -149,3 +149,21 @@ def test_cuda_session_matches_cpu(job, model):
 
 def test_cuda_classifier_gives_the_cpu_top5(job):
     compare_classifiers(job / "model.onnx", "cuda", "cpu", check_images())
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_cuda_graph_replays_give_the_cpu_outputs(job, batch):
+    """inference.cuda_graph: the first run is the capture, later ones replay it with new input
+    copied into the bound buffer; every replay must compute on its own input."""
+    from inference.cuda_graph import GraphRunner
+    model = (job / "model.onnx").read_bytes()
+    runner = GraphRunner(model, batch)
+    cpu = open_session(model, provider="cpu").session
+    name = cpu.get_inputs()[0].name
+    rng = np.random.default_rng(21 + batch)
+    for _ in range(3):
+        x = rng.normal(0, 50, (batch, C, H, W)).astype(np.float32)
+        (expected,) = cpu.run(None, {name: x})
+        got = runner.run(x)
+        assert got.shape == expected.shape == (batch, CLASSES)
+        assert float(np.abs(got - expected).max()) <= RTOL_OF_SCALE * float(np.abs(expected).max())
