@@ -9,6 +9,15 @@ The graph builder (net.py) checks, once for every layer: the type is known, the 
 counts fit, bottoms exist, in-place use (top == bottom) only where the layer allows it, and the
 loss weights. Data layers (`data=True`) build no module: their builder returns the top shapes
 and the tops become the model's inputs.
+
+Two more declarations feed docs/supported_layers.md (tests/converter/test_layer_flags.py checks
+both against a one-layer net of every type):
+
+    gradient  True: the layer has Caffe's Backward (its bottoms get gradients, its blobs learn).
+              False where Caffe's Backward is NOT_IMPLEMENTED (ArgMax, Threshold, Accuracy): the
+              tops carry no gradient, so the layer trains only where nothing needs one through
+              it, as in Caffe.
+    onnx      True: the layer exports to standard ONNX ops (PyTorch vs ONNX Runtime tested).
 """
 from __future__ import annotations
 
@@ -81,6 +90,8 @@ class LayerSpec:
     loss: bool = False  # Caffe's LossLayer: the first top has loss weight 1 by default
     data: bool = False  # tops become model inputs
     summary: str = ""
+    gradient: bool = True  # Caffe's Backward exists (False: NOT_IMPLEMENTED, tops carry none)
+    onnx: bool = True      # exports to standard ONNX ops
 
     @staticmethod
     def describe(count: tuple[int, int | None]) -> str:
@@ -98,14 +109,15 @@ def _count(value: Count) -> tuple[int, int | None]:
 
 
 def layer(type_: str, *, bottoms: Count, tops: Count, in_place: bool = False, loss: bool = False,
-          data: bool = False) -> Callable:
-    """Register a builder for Caffe type `type_` (its docstring's first line documents it)."""
+          data: bool = False, gradient: bool = True, onnx: bool = True) -> Callable:
+    """Register a builder for Caffe type `type_` (its docstring's first line documents it);
+    `gradient` and `onnx` as in the module docstring."""
     def register(fn: Callable) -> Callable:
         if type_ in REGISTRY:
             raise ValueError(f"layer type {type_!r} registered twice")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         REGISTRY[type_] = LayerSpec(type_, fn, _count(bottoms), _count(tops), in_place, loss,
-                                    data, summary)
+                                    data, summary, gradient, onnx)
         return fn
     return register
 

@@ -38,7 +38,7 @@ class Accuracy(nn.Module):
         return accuracy, hits / seen.clamp(min=1)
 
 
-@layer("Accuracy", bottoms=2, tops=(1, 2))
+@layer("Accuracy", bottoms=2, tops=(1, 2), gradient=False)
 def accuracy(ctx: LayerContext) -> Built:
     """Top-k accuracy with Caffe's tie rule, ignore_label, optional per-class top."""
     p = ctx.layer.accuracy_param

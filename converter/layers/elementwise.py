@@ -68,7 +68,7 @@ class Swish(nn.Module):
         return x * torch.sigmoid(x * self.beta if self.beta != 1 else x)
 
 
-@layer("Threshold", bottoms=1, tops=1, in_place=True)
+@layer("Threshold", bottoms=1, tops=1, in_place=True, gradient=False)
 def threshold(ctx: LayerContext) -> Built:
     """1 where x > threshold, else 0 (strict); no gradient."""
     return Built(Threshold(ctx.layer.threshold_param.threshold))

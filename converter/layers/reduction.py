@@ -91,7 +91,7 @@ class Reduction(nn.Module):
         return y * self.coeff if self.coeff != 1 else y
 
 
-@layer("ArgMax", bottoms=1, tops=1)
+@layer("ArgMax", bottoms=1, tops=1, gradient=False)
 def argmax(ctx: LayerContext) -> Built:
     """Top-k indices (or values) per sample or along axis, Caffe's tie order; no gradient."""
     p = ctx.layer.argmax_param
