@@ -9,6 +9,7 @@ from prototxt import STANDARD_NETWORKS, build_network, read_net
 from prototxt.cli import command_parser, main_with_commands
 
 from .errors import ConverterError
+from .layers.batch_norm import LAYOUTS
 from .shapes import describe, fmt, infer_shapes, parse_dims
 
 
@@ -61,7 +62,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     report = export_job(args.out, job=args.job, deploy=args.model, weights=args.weights,
                         mean=args.mean, labels=args.labels, resize_mode=args.resize_mode,
                         scale=args.scale, opset=args.opset, tolerance=args.tolerance,
-                        snapshot=args.snapshot, dataset=args.dataset)
+                        snapshot=args.snapshot, dataset=args.dataset,
+                        batchnorm=args.batchnorm)
     print(report.summary())
     return 0
 
@@ -125,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder (labels.txt, mean.binaryproto) when it is not beside the model job")
     p.add_argument("--model", metavar="DEPLOY", help="a deploy .prototxt (with --weights)")
     p.add_argument("--weights", metavar="CAFFEMODEL", help="trained weights for --model")
+    p.add_argument("--batchnorm", choices=LAYOUTS, help="the Caffe that wrote the weights "
+                   "(nvcaffe-0.16 also means 0.17), for BatchNorm blobs that do not settle their "
+                   "layout: 3 blobs with scale factor 1 and eps < 1e-5 or 5 blobs of 1 channel "
+                   "(errors without it), 3 blobs from NVIDIA Caffe 0.16 with a factor copied from "
+                   "a BVLC file (read as BVLC without it); blobs that settle it are read as they "
+                   "say")
     p.add_argument("--mean", help="mean.binaryproto (default: the job's)")
     p.add_argument("--labels", help="labels.txt (default: the job's)")
     p.add_argument("--resize-mode", choices=("squash", "crop", "fill", "half_crop"),

@@ -243,10 +243,13 @@ def export_job(out: str | os.PathLike, job: str | os.PathLike | None = None,
                mean: str | os.PathLike | None = None, labels: str | os.PathLike | None = None,
                resize_mode: str | None = None, scale: float | None = None, opset: int = MIN_OPSET,
                tolerance: float = 1e-4, real_inputs: np.ndarray | None = None,
-               snapshot: int | None = None, dataset: str | os.PathLike | None = None) -> ExportReport:
+               snapshot: int | None = None, dataset: str | os.PathLike | None = None,
+               batchnorm: str | None = None) -> ExportReport:
     """Export a model job folder (ours, DIGITS' download, or a DIGITS server's: `snapshot` is
     the iteration N of snapshot_iter_N.caffemodel, `dataset` the dataset job folder; see
-    digits_job.py), or a deploy prototxt + weights (+ mean, labels)."""
+    digits_job.py), or a deploy prototxt + weights (+ mean, labels). `batchnorm` (bvlc,
+    nvcaffe-0.15, nvcaffe-0.16) names the Caffe that wrote the weights where BatchNorm blobs
+    leave the layout open (load_caffemodel)."""
     if job is None and (snapshot is not None or dataset is not None):
         raise ConverterError("--snapshot and --dataset go with --job MODEL_DIR")
     files = find_job(job, snapshot, dataset, labels_given=bool(labels),
@@ -263,7 +266,7 @@ def export_job(out: str | os.PathLike, job: str | os.PathLike | None = None,
     mean_path = Path(mean) if mean else files.mean
     label_list = read_labels(Path(labels) if labels else files.labels)
     model = build_model(files.deploy, "TEST")
-    report = load_caffemodel(model, files.weights)
+    report = load_caffemodel(model, files.weights, batchnorm=batchnorm)
     if report.missing:
         raise ConverterError(f"the weights lack layers of the deploy net: "
                              f"{', '.join(report.missing)}", files.weights)

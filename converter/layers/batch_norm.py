@@ -234,8 +234,8 @@ def detect_layout(arrays: list[np.ndarray], channels: int, param: caffe_pb2.Batc
             raise LayoutError(
                 f"3 BatchNorm blobs with scale factor 1 and eps {param.eps:g} < 1e-5: BVLC Caffe "
                 "uses that eps, NVIDIA Caffe 0.16+ clamps it to 1e-5, and both write such files; "
-                "name the flavour (load_caffemodel(..., batchnorm='bvlc' or 'nvcaffe-0.16')) or "
-                "set eps >= 1e-5")
+                "name the flavour (load_caffemodel(..., batchnorm='bvlc' or 'nvcaffe-0.16'); "
+                "converter onnx --batchnorm bvlc or nvcaffe-0.16) or set eps >= 1e-5")
         if flavor == NVCAFFE_016 or (factor == 1 and param.HasField("scale_bias")):
             return Detected(NVCAFFE_016, False, None, "NVIDIA Caffe 0.16 BatchNorm (3 blobs, "
                             "statistics as stored)")
@@ -253,7 +253,8 @@ def detect_layout(arrays: list[np.ndarray], channels: int, param: caffe_pb2.Batc
             raise LayoutError("5 BatchNorm blobs of 1 channel fit both NVIDIA Caffe orders, 0.15 "
                               "[scale, bias, mean, var, 1] and 0.16 [mean, var, factor, scale, "
                               "bias]; name the flavour (load_caffemodel(..., "
-                              "batchnorm='nvcaffe-0.15' or 'nvcaffe-0.16'))")
+                              "batchnorm='nvcaffe-0.15' or 'nvcaffe-0.16'); converter onnx "
+                              "--batchnorm nvcaffe-0.15 or nvcaffe-0.16)")
     if old:
         if small_eps and param.engine not in (_CAFFE, _CUDNN):
             raise LayoutError(

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from converter import ConverterError, build_model
+from converter.__main__ import main
 from converter.caffemodel import load_caffemodel, save_caffemodel
 from converter.onnx_export import export_onnx, ort_session
 from prototxt import blob_array, read_caffemodel, write_binary
@@ -198,6 +199,33 @@ def test_factor_one_with_eps_below_the_clamp_needs_the_flavour():
     assert report.batchnorm == {"l": "bvlc"}
     with pytest.raises(ConverterError, match="3 BatchNorm blobs cannot be the nvcaffe-0.15 layout"):
         load("", blobs, batchnorm="nvcaffe-0.15")
+
+
+@pytest.mark.parametrize("flavor,eps", [("bvlc", float(np.float32(1e-6))), ("nvcaffe-0.16", EPS32)])
+def test_converter_onnx_batchnorm_option(flavor, eps, tmp_path, capsys):
+    """`converter onnx --batchnorm` settles a file the blobs leave open (factor 1, eps < 1e-5);
+    without it the command fails naming the layer. Small variances make the eps visible."""
+    g = np.random.default_rng(7)
+    mean, var = g.standard_normal(C) * 0.01, g.uniform(0.5, 2, C) * 1e-5
+    write_binary(weights({"bn": [blob(mean), blob(var), blob([1.0])]}), tmp_path / "w.caffemodel")
+    (tmp_path / "deploy.prototxt").write_text(
+        f'input: "data" input_shape {{ dim: 1 {" ".join(f"dim: {d}" for d in X[1:])} }}\n'
+        'layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" batch_norm_param { eps: 1e-6 } }\n'
+        'layer { name: "prob" type: "Softmax" bottom: "bn" top: "prob" }\n')
+    args = ["onnx", "--model", str(tmp_path / "deploy.prototxt"), "--weights",
+            str(tmp_path / "w.caffemodel"), "--out", str(tmp_path / "bn.onnx")]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert "layer 'bn' (BatchNorm)" in err and "--batchnorm bvlc or nvcaffe-0.16" in err
+    assert not (tmp_path / "bn.onnx").exists()
+    assert main(args + ["--batchnorm", flavor]) == 0
+    x = g.standard_normal(X).astype(np.float32) * 0.01
+    (got,) = ort_session((tmp_path / "bn.onnx").read_bytes()).run(None, {"data": x})
+    k = (slice(None), None, None)
+    m, v = kept(mean, "data"), kept(var, "data")
+    y = (x - m[k]) / np.sqrt(v[k] + eps)
+    want = np.exp(y - y.max(1, keepdims=True))
+    np.testing.assert_allclose(got, want / want.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
 
 
 def test_nvcaffe_016_file_with_a_copied_bvlc_factor_needs_the_flavour():
