@@ -1,4 +1,5 @@
-"""Layer type strings that Caffe knows: BVLC Caffe's layer factory plus NVIDIA Caffe's additions.
+"""Layer type strings that Caffe knows: BVLC Caffe's layer factory plus NVIDIA Caffe's additions
+and the fork layers the converter reads (caffe.proto's "Fork" comments say whose each is).
 
 The parser keeps any type (it is a string); `python -m prototxt check` flags the ones below it
 does not know, which is how typos such as "Convolutoin" and custom layers show up.
@@ -16,4 +17,8 @@ SoftmaxWithLoss Split SPP Swish TanH Threshold Tile WindowData
 
 NVCAFFE_LAYER_TYPES = frozenset("DetectNetTransformation L1Loss".split())
 
-KNOWN_LAYER_TYPES = BVLC_LAYER_TYPES | NVCAFFE_LAYER_TYPES
+FORK_LAYER_TYPES = frozenset("""
+Axpy ConvolutionDepthwise DepthwiseConvolution Interp ReLU6 ShuffleChannel Upsample
+""".split())
+
+KNOWN_LAYER_TYPES = BVLC_LAYER_TYPES | NVCAFFE_LAYER_TYPES | FORK_LAYER_TYPES

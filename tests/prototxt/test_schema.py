@@ -51,6 +51,21 @@ NVCAFFE_FIELDS = {
 }
 NVCAFFE_MESSAGES = {"DetectNetGroundTruthParameter", "DetectNetGroundTruthParameter.ClassMapping",
                     "DetectNetAugmentationParameter"}
+# Fields and messages of the fork layers (caffe.proto's "Fork" comments say whose each is).
+FORK_FIELDS = {
+    "LayerParameter": {"shuffle_channel_param", "relu6_param", "upsample_param", "interp_param"},
+    "PoolingParameter": {"torch_pooling", "ceil_mode"},  # torch_pooling: NVCaffe 0.16.5+
+}
+FORK_MESSAGES = {"ReLU6Parameter", "ShuffleChannelParameter", "UpsampleParameter",
+                 "InterpParameter"}
+# Field numbers of the additions: the fork's own where free in BVLC's and NVIDIA Caffe 0.17's
+# schema, else 10000 + the fork's number.
+FORK_NUMBERS = {("LayerParameter", "shuffle_channel_param"): 164,
+                ("LayerParameter", "relu6_param"): 100000,
+                ("LayerParameter", "upsample_param"): 10149,  # YOLO forks: 149 (NVCaffe's debug)
+                ("LayerParameter", "interp_param"): 10143,  # DeepLab: 143 (BVLC's input_param)
+                ("PoolingParameter", "torch_pooling"): 40,
+                ("PoolingParameter", "ceil_mode"): 10013}  # PR #3057: 13 (BVLC's round_mode)
 
 
 def _rows(reference_dir, name):
@@ -121,13 +136,50 @@ def test_nothing_beyond_bvlc_but_the_marked_nvcaffe_fields(reference_dir):
 
     extras = {}
     for name, fields in DECLARED.items():
-        if name in NVCAFFE_MESSAGES:
+        if name in NVCAFFE_MESSAGES or name in FORK_MESSAGES:
             continue
-        assert name in table, f"message {name} is neither BVLC's nor marked NVCaffe"
+        assert name in table, f"message {name} is neither BVLC's nor marked NVCaffe or fork"
         unknown = set(fields) - table[name]
         if unknown:
             extras[name] = unknown
-    assert extras == NVCAFFE_FIELDS
+    expected = {m: NVCAFFE_FIELDS.get(m, set()) | FORK_FIELDS.get(m, set())
+                for m in set(NVCAFFE_FIELDS) | set(FORK_FIELDS)}
+    assert extras == expected
+
+
+def test_fork_field_numbers(reference_dir):
+    """The fork fields keep their numbers and collide with no BVLC field number."""
+    bvlc: dict[str, set[int]] = {}
+    for row in _rows(reference_dir, "caffe-proto-fields.tsv"):
+        bvlc.setdefault(row["message"], set()).add(int(row["number"]))
+    for (message, field), number in FORK_NUMBERS.items():
+        assert DECLARED[message][field].number == number
+        assert number not in bvlc[message], f"{message}.{field} = {number} collides with BVLC"
+
+
+def test_fork_fields_parse_from_text():
+    text = """
+    layer { name: "r" type: "ReLU6" bottom: "x" top: "x" relu6_param { negative_slope: 0.1 } }
+    layer { name: "s" type: "ShuffleChannel" bottom: "x" top: "s" shuffle_channel_param { group: 3 } }
+    layer { name: "u" type: "Upsample" bottom: "s" top: "u" upsample_param { scale: 2 } }
+    layer { name: "i" type: "Interp" bottom: "u" top: "i"
+      interp_param { zoom_factor: 2 shrink_factor: 3 height: 5 width: 7 pad_beg: -1 pad_end: -2 } }
+    layer { name: "p" type: "Pooling" bottom: "i" top: "p"
+      pooling_param { kernel_size: 2 torch_pooling: true ceil_mode: false round_mode: FLOOR } }
+    """
+    net = io.parse_text(text, caffe_pb2.NetParameter())
+    assert net.layer[0].relu6_param.negative_slope == pytest.approx(0.1)
+    assert net.layer[1].shuffle_channel_param.group == 3
+    assert net.layer[2].upsample_param.scale == 2
+    interp = net.layer[3].interp_param
+    assert (interp.zoom_factor, interp.shrink_factor, interp.height, interp.width,
+            interp.pad_beg, interp.pad_end) == (2, 3, 5, 7, -1, -2)
+    pool = net.layer[4].pooling_param
+    assert pool.torch_pooling and not pool.ceil_mode and pool.round_mode == pool.FLOOR
+    defaults = caffe_pb2.LayerParameter()
+    assert defaults.pooling_param.ceil_mode and not defaults.pooling_param.torch_pooling
+    assert defaults.upsample_param.scale == 1 and defaults.shuffle_channel_param.group == 1
+    assert defaults.interp_param.zoom_factor == 1 and defaults.interp_param.shrink_factor == 1
 
 
 def test_nvcaffe_fields_parse_from_text():
