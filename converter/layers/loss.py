@@ -7,7 +7,8 @@
                              (sigmoid(x) - t) / normalizer. Normalization as SoftmaxWithLoss with
                              outer count = shape[0]; default VALID = non-ignored elements.
                              (BVLC before 2017, and NVIDIA Caffe 0.15, divided by N instead:
-                             set loss_param { normalize: false } for that.)
+                             set loss_param { normalize: false } for that.) No gradient
+                             reaches the targets (Caffe refuses to backpropagate to them).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class SigmoidCrossEntropyLoss(nn.Module):
         self.ignore_label, self.mode = ignore_label, mode
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.detach()  # Caffe: "cannot backpropagate to label inputs"
         t = target.reshape(x.shape).to(x.dtype)
         positive = (x >= 0).to(x.dtype)
         terms = x * (t - positive) - torch.log1p(torch.exp(x - 2 * x * positive))

@@ -8,7 +8,9 @@ Labels are truncated to integers (Caffe's static_cast<int>); i runs over outer x
 loss_param.normalization: FULL = all positions, VALID (default) = non-ignored positions,
 BATCH_SIZE = outer count, NONE = 1; the legacy `normalize: false` means BATCH_SIZE (true:
 VALID). The gradient is Caffe's (p - onehot) / normalizer, also where the FLT_MIN clamp
-applies. An optional second top is the probability blob (loss weight 0).
+applies. An optional second top is the probability blob (loss weight 0; Caffe's Backward reads
+only the loss top's diff, so a loss on the probabilities does not reach the scores: here the
+prob top carries no gradient).
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ class SoftmaxWithLoss(nn.Module):
         picked = picked + (picked.clamp(min=LOG_FLT_MIN) - picked).detach()
         outer = math.prod(scores.shape[:self.axis])
         loss = -(picked * valid).sum() / normalizer(self.mode, valid, outer)  # keeps the dtype
-        return (loss, logp.exp()) if self.with_prob else loss
+        return (loss, logp.detach().exp()) if self.with_prob else loss  # Caffe: prob has no diff
 
 
 @layer("Softmax", bottoms=1, tops=1)

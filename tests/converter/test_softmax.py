@@ -8,7 +8,7 @@ import torch
 
 from converter import ConverterError, build_model
 
-from .util import build_layer, gradcheck, layer_net, rng, run
+from .util import build_layer, gradcheck, layer_net, parse_net, rng, run
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
 
@@ -78,6 +78,25 @@ def test_legacy_normalize_false_is_batch_size_and_prob_top():
     np.testing.assert_allclose(out["prob"].detach().numpy(), softmax(x, 1), rtol=1e-12)
 
 
+def test_prob_top_passes_no_gradient_back():
+    """Caffe's Backward reads only the loss top's diff: a loss on the prob top (here a
+    EuclideanLoss against a target, or a loss_weight on the prob top) does not reach the
+    scores."""
+    r = rng(5)
+    x, label, target = r.standard_normal((4, 3)), r.integers(0, 3, (4,)).astype(np.float64), r.random((4, 3))
+    net = parse_net('input: "x" input_shape { dim: 4 dim: 3 } input: "label" input_shape { dim: 4 }\n'
+                    'input: "t" input_shape { dim: 4 dim: 3 }\n'
+                    'layer { name: "l" type: "SoftmaxWithLoss" bottom: "x" bottom: "label" '
+                    'top: "loss" top: "prob" loss_weight: 1 loss_weight: 2 }\n'
+                    'layer { name: "e" type: "EuclideanLoss" bottom: "prob" bottom: "t" top: "e" }')
+    model = build_model(net).double()
+    xt = torch.from_numpy(x).requires_grad_(True)
+    out = model(xt, torch.from_numpy(label), torch.from_numpy(target))
+    assert out.loss_weights == {"loss": 1.0, "prob": 2.0, "e": 1.0}
+    out.loss.backward()
+    np.testing.assert_allclose(xt.grad.numpy(), caffe_softmax_loss(x, label)[1], rtol=1e-12)
+
+
 def test_loss_is_clamped_at_flt_min():
     x = np.array([[0.0, 200.0]])
     model = build_layer('type: "SoftmaxWithLoss"', {"x": x.shape, "label": (1,)})
@@ -121,9 +140,10 @@ def test_sigmoid_cross_entropy(param, norm):
     loss = -(t * np.log(p) + (1 - t) * np.log(1 - p))
     count = valid.sum() if norm == "VALID" else 3
     assert run(model, x, t) == pytest.approx(loss[valid].sum() / count, rel=1e-10)
-    xt = torch.from_numpy(x).requires_grad_(True)
-    model(xt, torch.from_numpy(t))["y"].backward()
+    xt, tt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(t).requires_grad_(True)
+    model(xt, tt)["y"].backward()
     np.testing.assert_allclose(xt.grad.numpy(), np.where(valid, p - t, 0) / count, rtol=1e-9, atol=1e-15)
+    assert tt.grad is None  # Caffe: cannot backpropagate to label inputs
 
 
 def caffe_accuracy(x, label, top_k, axis=1, ignore=None):
