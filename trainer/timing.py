@@ -22,7 +22,9 @@ How a layer's time is measured (the model runs unchanged, through CaffeNet.forwa
   and of loss.backward() (marks and hooks included, as Caffe's totals include its timers).
 
 Inputs are random: data ~ N(0, 1); labels random integers below the classes of the layer that
-reads them (SoftmaxWithLoss / Accuracy: the bottom's channel count). Data layers are inputs and
+reads them (SoftmaxWithLoss, Accuracy, InfogainLoss: the bottom's size along their axis;
+MultinomialLogisticLoss, HingeLoss: its count per item); DummyData tops as their fillers make
+them (Caffe's `caffe time` on a DummyData net). Data layers are inputs and
 are not timed (Caffe would read the database). A net without loss has nothing to back-propagate
 (Caffe skips its backward too).
 """
@@ -39,7 +41,7 @@ from typing import NamedTuple
 
 import torch
 
-from converter import CaffeNet, ConverterError, build_model
+from converter import CaffeNet, ConverterError, build_model, dummy_data_values
 from prototxt import (STANDARD_NETWORKS, DatasetFacts, caffe_pb2, digits_split, filter_net,
                       make_state, network_path, read_net)
 
@@ -52,9 +54,11 @@ NetParameter = caffe_pb2.NetParameter
 # DIGITS' default image sizes for its standard networks (H, W, C) and a typical class count.
 DIGITS_IMAGES = {"lenet": (28, 28, 1), "alexnet": (256, 256, 3), "googlenet": (256, 256, 3)}
 DEFAULT_CLASSES = {"lenet": 10, "alexnet": 1000, "googlenet": 1000}
-# Layers that read an integer label as bottom 1, and where their class axis is set.
+# Layers that read an integer label as bottom 1: the parameter message whose `axis` is the class
+# axis, or None where the label indexes each item's scores flattened (Caffe's i * dim + label).
 LABEL_READERS = {"SoftmaxWithLoss": "softmax_param", "Accuracy": "accuracy_param",
-                 "MultinomialLogisticLoss": None, "InfogainLoss": None}
+                 "InfogainLoss": "infogain_loss_param", "MultinomialLogisticLoss": None,
+                 "HingeLoss": None}
 BATCH_FIELDS = {"Data": "data_param", "ImageData": "image_data_param",
                 "MemoryData": "memory_data_param", "WindowData": "window_data_param"}
 
@@ -199,19 +203,24 @@ def _label_classes(model: CaffeNet) -> dict[str, int]:
         if label not in model.input_names:
             continue
         param = LABEL_READERS[step.type]
-        axis = getattr(layers[step.layer], param).axis if param else 1
-        n = scores[axis % len(scores)]
+        if param is None:
+            n = math.prod(scores[1:])
+        else:
+            n = scores[getattr(layers[step.layer], param).axis % len(scores)]
         classes[label] = min(classes.get(label, n), n)
     return classes
 
 
 def random_inputs(model: CaffeNet, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Seeded random inputs for every model input (float32 on the CPU): labels as integers
-    below their classes (stored as floats, like Caffe's label blobs), the rest N(0, 1)."""
+    """Seeded random inputs for every model input (float32 on the CPU): DummyData tops as Caffe
+    fills them (their fillers), labels as integers below their classes (stored as floats, like
+    Caffe's label blobs), the rest N(0, 1)."""
     generator = torch.Generator().manual_seed(seed)
     classes = _label_classes(model)
-    inputs = {}
+    inputs = dummy_data_values(model, generator)
     for name in model.input_names:
+        if name in inputs:
+            continue
         shape = model.input_shapes[name]
         if name in classes:
             inputs[name] = torch.randint(0, classes[name], shape, generator=generator).float()

@@ -122,6 +122,50 @@ def test_labels_are_classes_of_the_loss():
     assert torch.equal(again["data"], inputs["data"])  # seeded
 
 
+LOSSES = """
+input: "s" input_shape { dim: 8 dim: 4 dim: 6 }  input: "l" input_shape { dim: 8 dim: 4 }
+input: "h" input_shape { dim: 6 dim: 6 }
+input: "t" input_shape { dim: 8 dim: 2 dim: 5 }  input: "m" input_shape { dim: 8 }
+layer { name: "info" type: "InfogainLoss" bottom: "s" bottom: "l" bottom: "h" top: "info"
+        infogain_loss_param { axis: 2 } }
+layer { name: "hinge" type: "HingeLoss" bottom: "t" bottom: "m" top: "hinge" }
+layer { name: "p" type: "Softmax" bottom: "t" top: "p" softmax_param { axis: 2 } }
+layer { name: "mlog" type: "MultinomialLogisticLoss" bottom: "p" bottom: "m" top: "mlog" }
+"""
+
+
+def test_labels_of_infogain_hinge_and_multinomial_losses():
+    """InfogainLoss: classes along infogain_loss_param.axis (6, not the 4 of axis 1); HingeLoss
+    and MultinomialLogisticLoss: the count per item (2 x 5 = 10)."""
+    model = build_model(net(LOSSES), "TRAIN", seed=0)
+    inputs = random_inputs(model, seed=3)
+    for name, classes, of_axis_1 in (("l", 6, 4), ("m", 10, 2)):
+        label = inputs[name]
+        assert torch.equal(label, label.round()) and 0 <= label.min() and label.max() < classes
+        assert label.max() >= of_axis_1  # not below the size of axis 1
+    assert model(**inputs).loss.isfinite()
+
+
+DUMMY = """
+layer { name: "data" type: "DummyData" top: "data" top: "label"
+        dummy_data_param { shape { dim: 4 dim: 3 dim: 5 dim: 5 } shape { dim: 4 }
+                           data_filler { type: "gaussian" std: 2 } data_filler { type: "constant" value: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+"""
+
+
+def test_dummy_data_tops_are_filled_as_caffe_fills_them():
+    model = build_model(net(DUMMY), "TRAIN", seed=0)
+    inputs = random_inputs(model, seed=4)
+    assert torch.equal(inputs["label"], torch.full((4,), 2.0))  # the constant filler, not a draw
+    assert inputs["data"].shape == (4, 3, 5, 5) and 1.5 < float(inputs["data"].std()) < 2.5
+    assert torch.equal(random_inputs(model, seed=4)["data"], inputs["data"])
+    report = time_net(net(DUMMY), iterations=1, phase="TRAIN")
+    assert report.initial_loss is not None and report.initial_loss > 0
+
+
 def test_multiply_adds_by_hand():
     model = build_model(net(BRANCHED), "TRAIN", seed=0)
     macs = multiply_adds(model)
