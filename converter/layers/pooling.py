@@ -1,6 +1,10 @@
 """Pooling with Caffe's output size and border rules (pooling_layer.cpp).
 
     out = ceil((H + 2p - k) / s) + 1        (round_mode CEIL, the default; FLOOR uses floor)
+    floor has three spellings: BVLC master's `round_mode: FLOOR`, NVIDIA Caffe's
+    `torch_pooling: true` (declared in 0.16.5-0.17.4 but ignored by NVCaffe's own Pooling;
+    TensorRT's Caffe parser reads it as floor, and so does this one) and the forks'
+    `ceil_mode: false` (BVLC PR #3057); spellings that set opposite modes are an error.
     if (pad_h or pad_w) and (out - 1)s >= H + p:  out -= 1     (both axes; last window must
                                                                  start inside image + left pad)
     MAX: max of the window clipped to the image (padding never wins)
@@ -121,9 +125,28 @@ def _pair(ctx: LayerContext, p, name: str, default: int | None) -> tuple[int, in
     return (default,) * 2
 
 
+def _ceil(ctx: LayerContext, p) -> bool:
+    """Caffe's ceil rounding unless one of floor's three spellings asks for floor."""
+    said = {}
+    if p.HasField("round_mode"):
+        said[f"round_mode: {P.RoundMode.Name(p.round_mode)}"] = p.round_mode == P.CEIL
+    if p.HasField("torch_pooling"):
+        said[f"torch_pooling: {str(p.torch_pooling).lower()}"] = not p.torch_pooling
+        if p.torch_pooling:
+            log.warning("layer '%s' (Pooling): torch_pooling: true read as floor rounding (as "
+                        "TensorRT's Caffe parser does); NVIDIA Caffe itself ignores the field "
+                        "and rounds up", ctx.layer.name)
+    if p.HasField("ceil_mode"):
+        said[f"ceil_mode: {str(p.ceil_mode).lower()}"] = p.ceil_mode
+    ctx.check(len(set(said.values())) <= 1,
+              f"{' and '.join(said)} ask for different rounding; keep one of them")
+    return all(said.values())
+
+
 @layer("Pooling", bottoms=1, tops=1)
 def pooling(ctx: LayerContext) -> Built:
-    """MAX, AVE and STOCHASTIC pooling, global_pooling, round_mode CEIL (default) and FLOOR."""
+    """MAX, AVE and STOCHASTIC pooling, global_pooling, ceil (default) or floor rounding
+    (round_mode: FLOOR, NVCaffe's torch_pooling: true, the forks' ceil_mode: false)."""
     p = ctx.layer.pooling_param
     shape = ctx.bottoms[0]
     ctx.check(len(shape) == 4, f"the bottom must have 4 axes (num, channels, height, width), "
@@ -146,12 +169,13 @@ def pooling(ctx: LayerContext) -> Built:
     if kernel is None:
         ctx.check(pad == (0, 0) and stride == (1, 1),
                   "with global_pooling: true only pad = 0 and stride = 1 are allowed")
+    ceil = _ceil(ctx, p)
     if p.pool in POOL_METHODS:
-        return POOL_METHODS[p.pool](ctx, kernel, stride, pad, p.round_mode == P.CEIL)
+        return POOL_METHODS[p.pool](ctx, kernel, stride, pad, ceil)
     if kernel is not None and any(pad):
         ctx.check(pad[0] < kernel[0] and pad[1] < kernel[1],
                   f"pad {pad} must be smaller than the kernel {kernel}")
-    module = CaffePooling(p.pool, kernel, stride, pad, p.round_mode == P.CEIL)
+    module = CaffePooling(p.pool, kernel, stride, pad, ceil)
     out = module.output_size(*shape[2:])
     ctx.check_size(min(out) > 0, f"the output would be {out[0]}x{out[1]}: the input "
                             f"{shape[2]}x{shape[3]} is smaller than the kernel {kernel}")
