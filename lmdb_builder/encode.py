@@ -23,6 +23,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from prototxt.processes import die_with_parent
+
 from .datum import encode_datum
 from .errors import LoadImageError
 from .images import load_image, resize_image
@@ -91,8 +93,10 @@ def encode_chunk(job: EncodeJob, chunk: Chunk) -> ChunkResult:
     return result
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the main process, which stops the pool and cleans up."""
+def _ignore_sigint(parent: int | None) -> None:
+    """Workers leave Ctrl-C to the main process, which stops the pool and cleans up, and die
+    with it when it is killed."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -127,8 +131,10 @@ class Encoder:
 
     def __enter__(self) -> "Encoder":
         if self.workers > 1:
-            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context(start_method()),
-                                             initializer=_ignore_sigint)
+            method = start_method()
+            parent = None if method == "forkserver" else os.getpid()  # forkserver: its children
+            self._pool = ProcessPoolExecutor(self.workers, multiprocessing.get_context(method),
+                                             initializer=_ignore_sigint, initargs=(parent,))
             self._pool.submit(int).result()      # start the workers now, before any progress thread
         return self
 

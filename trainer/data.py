@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,6 +37,7 @@ import torch
 from lmdb_builder import DatumDB, read_mean
 from prototxt import caffe_pb2
 from prototxt.errors import PrototxtError
+from prototxt.processes import die_with_parent
 
 from .batch_transform import BatchTransform
 from .shared_slots import SlotRing, attach
@@ -169,7 +171,9 @@ class BatchMaker:
 _WORKER_MAKERS: dict[int, BatchMaker] = {}
 
 
-def _worker_init(specs: list[SourceSpec]) -> None:
+def _worker_init(specs: list[SourceSpec], parent: int) -> None:
+    die_with_parent(parent)  # a killed trainer must not leave workers blocked on their queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's to handle
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _WORKER_MAKERS.clear()
     _WORKER_MAKERS.update({i: BatchMaker(s) for i, s in enumerate(specs)})
@@ -195,7 +199,7 @@ class Batches:
         self.pool: ProcessPoolExecutor | None = None
         if workers > 0:
             self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_worker_init, initargs=(specs,))
+                                            initializer=_worker_init, initargs=(specs, os.getpid()))
 
     def _finish(self, source: int, images: np.ndarray, draws: Draws
                 ) -> tuple[torch.Tensor, torch.Tensor]:
