@@ -13,6 +13,12 @@
             name; each output is the mean of its per-batch values; the test net's data cursor
             carries on from where the last test stopped (Caffe's wrap-around).
 
+Inputs: Data layers read their LMDB (trainer.data); DummyData layers are refilled by their
+fillers at every forward pass, as Caffe's DummyDataLayer::Forward does (a constant filler gives
+the same blob each time), drawn on the CPU from a generator seeded by (seed, rank, net, batch k or
+test cursor). A net with DummyData layers only (a benchmark net) has no dataset: its epoch is one
+batch. Input, ImageData and MemoryData layers are refused.
+
 Exact resume: the data position and every random stream derive from the iteration (batch k =
 iter * iter_size + pass; test cursor = tests done so far * test_iter; dropout reseeded from
 (seed, rank, iter)), and the .solverstate holds the rest (iter, current_step, history), so a
@@ -33,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from converter import dummy_data_values
 from converter.net import CaffeNet, build_model
 from converter.registry import REGISTRY
 from prototxt import caffe_pb2, read_solver
@@ -46,7 +53,7 @@ from .graphs import StepGraph
 from .metrics import Metrics
 from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
                        snapshot_prefix)
-from .solver_nets import DATA_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
+from .solver_nets import DATA_LAYERS, FILLED_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
 from .updates import caffe_apply_update, check_solver, from_caffe_order, init_history
 
 NAN_HINT = ("the loss is {value} at iteration {iteration}: training diverged. Try decreasing "
@@ -96,6 +103,11 @@ def _iteration_seed(seed: int, rank: int, iteration: int) -> int:
     return int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1)[0])
 
 
+def _fill_seed(seed: int, rank: int, net: int, draw: int) -> int:
+    """The DummyData generator's seed for batch `draw` of net `net` (0: train, 1 + i: test #i)."""
+    return int(np.random.SeedSequence([seed, rank, net, draw, 1]).generate_state(1)[0])
+
+
 def share_blobs(train: CaffeNet, test: CaffeNet) -> None:
     """Caffe's ShareTrainedLayersWith: test layers use the train layers' blobs of the same name."""
     by_name = {info.name: info for info in train.layer_info if info.blobs}
@@ -117,10 +129,13 @@ def share_blobs(train: CaffeNet, test: CaffeNet) -> None:
 
 
 class _Net:
-    """One phase's model with its data sources: which source feeds which input blobs."""
+    """One phase's model with its data sources: which source feeds which input blobs, and
+    whether DummyData layers fill others (`index`: 0 train, 1 + i test net i)."""
 
-    def __init__(self, phase_net: PhaseNet, model: CaffeNet, feeds: list[tuple[int, tuple[str, ...]]]):
-        self.phase_net, self.model, self.feeds = phase_net, model, feeds
+    def __init__(self, phase_net: PhaseNet, model: CaffeNet, feeds: list[tuple[int, tuple[str, ...]]],
+                 index: int = 0):
+        self.phase_net, self.model, self.feeds, self.index = phase_net, model, feeds, index
+        self.filled = any(layer.type in FILLED_LAYERS for layer in phase_net.net.layer)
 
 
 class Solver:
@@ -164,12 +179,14 @@ class Solver:
                     specs.append(source_spec(layer, phase_net.phase, self.seed, phase_net.source,
                                              self.dist.rank, self.dist.world))
                     feeds.append((len(specs) - 1, tuple(layer.top)))
-                elif getattr(REGISTRY.get(layer.type), "data", False):  # Input, ImageData...
+                elif (getattr(REGISTRY.get(layer.type), "data", False)  # Input, ImageData...
+                      and layer.type not in FILLED_LAYERS):
                     raise PrototxtError(f"layer '{layer.name}' ({layer.type}): training reads "
-                                        f"Data layers (LMDB) only", phase_net.source)
-            if not feeds:
-                raise PrototxtError("the net has no Data layer in this phase; training needs one",
-                                    phase_net.source)
+                                        f"Data layers (LMDB) and DummyData layers only",
+                                        phase_net.source)
+            if not feeds and not any(l.type in FILLED_LAYERS for l in phase_net.net.layer):
+                raise PrototxtError("the net has no Data or DummyData layer in this phase; "
+                                    "training needs one", phase_net.source)
             layouts.append(feeds)
         # two batches ahead per worker keeps every worker busy while the net runs
         self.batches = Batches(specs, self.options.workers, depth=max(4, 2 * self.options.workers),
@@ -179,12 +196,18 @@ class Solver:
             threads = max(1, len(os.sched_getaffinity(0)) - self.options.workers)
             torch.set_num_threads(min(threads, torch.get_num_threads()))
         self.train = self._build(train, layouts[0], seed=self.seed)
-        self.tests = [self._build(t, f, seed=self.seed) for t, f in zip(tests, layouts[1:])]
+        self.tests = [self._build(t, f, seed=self.seed, index=1 + i)
+                      for i, (t, f) in enumerate(zip(tests, layouts[1:]))]
         for test in self.tests:
             share_blobs(self.train.model, test.model)
             test.model.eval()
-        self.n_train = self.batches.makers[layouts[0][0][0]].size
-        self.batch_size = specs[layouts[0][0][0]].batch_size
+        if layouts[0]:
+            self.n_train = self.batches.makers[layouts[0][0][0]].size
+            self.batch_size = specs[layouts[0][0][0]].batch_size
+        else:  # DummyData only: no dataset, an epoch is one batch
+            first = next(l.top[0] for l in train.net.layer if l.type in FILLED_LAYERS)
+            self.batch_size = ([*self.train.model.input_shapes[first]] or [1])[0]
+            self.n_train = self.batch_size
 
         self.params = list(self.train.model.caffe_params())
         for _, _, tensor, spec in self.params:
@@ -227,13 +250,13 @@ class Solver:
         else:
             print(line, flush=True)
 
-    def _build(self, phase_net: PhaseNet, feeds, seed: int) -> _Net:
+    def _build(self, phase_net: PhaseNet, feeds, seed: int, index: int = 0) -> _Net:
         shapes: dict[str, tuple[int, ...]] = {}
         for source, tops in feeds:
             shapes[tops[0]] = self.batches.makers[source].output_shape()
         model = build_model(phase_net.net, phase_net.phase, phase_net.stages, phase_net.level,
                             input_shapes=shapes, seed=seed, source=phase_net.source)
-        return _Net(phase_net, self.precision.prepare_model(model), feeds)
+        return _Net(phase_net, self.precision.prepare_model(model), feeds, index)
 
     def _use_graphs(self) -> None:
         why = ("they need a CUDA device" if self.device.type != "cuda" else
@@ -352,14 +375,21 @@ class Solver:
         self.log("info", "Interrupted: stopping after this iteration (snapshot, then exit; "
                          "resume with --resume). Press Ctrl-C again to abort now.", level="W")
 
-    def _inputs(self, net: _Net, batches: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> dict:
-        """The nets' input blobs from batches already on the device (trainer.data)."""
+    def _inputs(self, net: _Net, batches: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                draw: int) -> dict:
+        """The nets' input blobs from batches already on the device (trainer.data), and the
+        DummyData tops as their fillers make them for batch `draw` (train: k, test: cursor)."""
         inputs = {}
         for source, tops in net.feeds:
             data, labels = batches[source]
             inputs[tops[0]] = self.precision.prepare_input(data)
             if len(tops) > 1:
                 inputs[tops[1]] = labels
+        if net.filled:
+            generator = torch.Generator().manual_seed(
+                _fill_seed(self.seed, self.dist.rank, net.index, draw))
+            for name, value in dummy_data_values(net.model, generator).items():
+                inputs[name] = self.precision.prepare_input(value)
         return inputs
 
     def _train_streams(self, start_batch: int) -> dict:
@@ -391,7 +421,8 @@ class Solver:
                 sync = (self.dist.active and k < p.iter_size - 1
                         and hasattr(self.forward_model, "no_sync"))
                 with self.forward_model.no_sync() if sync else nullcontext():
-                    out = self.train_step(self._inputs(self.train, batches))
+                    out = self.train_step(self._inputs(self.train, batches,
+                                                       self.iteration * p.iter_size + k))
                 loss += float(out.loss.detach())
             loss /= p.iter_size
             result.train_losses[self.iteration] = loss
@@ -474,9 +505,9 @@ class Solver:
             sums: dict[str, np.ndarray] = {}
             loss = 0.0
             weights: dict[str, float] = {}
-            for _ in range(n):
+            for j in range(n):
                 batches = {source: next(stream) for source, stream in streams.items()}
-                inputs = self._inputs(test, batches)
+                inputs = self._inputs(test, batches, start + j)
                 if self.test_steps[i] is not None:
                     out = self.test_steps[i](inputs)
                 else:
@@ -500,10 +531,10 @@ class Solver:
 
     @torch.no_grad()
     def _final_loss(self) -> float:
-        streams = self._train_streams(self.iteration * self.param.iter_size)
-        batches = {source: next(stream) for source, stream in streams.items()}
+        k = self.iteration * self.param.iter_size
+        batches = {source: next(stream) for source, stream in self._train_streams(k).items()}
         with self.precision.autocast():
-            out = self.train.model(**self._inputs(self.train, batches))
+            out = self.train.model(**self._inputs(self.train, batches, k))
         return float(out.loss)
 
     def _snapshot(self, result: Result) -> None:

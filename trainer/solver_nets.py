@@ -21,7 +21,9 @@ from prototxt.errors import PrototxtError
 from .lr_policies import SolverConfigError
 
 NetParameter = caffe_pb2.NetParameter
-DATA_LAYERS = ("Data",)  # the layers this trainer feeds; others are refused with a clear error
+DATA_LAYERS = ("Data",)  # the layers this trainer feeds from a database
+FILLED_LAYERS = ("DummyData",)  # refilled by their fillers at every forward (trainer.solver)
+# any other data layer (Input, ImageData, MemoryData) is refused with a clear error
 
 
 @dataclass
