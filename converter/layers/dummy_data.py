@@ -14,7 +14,8 @@ and the shape inference / ONNX export work as for an Input layer. What Caffe wou
 from `dummy_data_values(model)`: every DummyData top filled by its filler (fresh random values
 on each call, constants the same each time), so `model(**dummy_data_values(model))` is Caffe's
 forward. A DummyData used as a constant inside a net (a zeros blob for a Concat) is therefore
-also an input, which the caller feeds (for instance from dummy_data_values).
+also an input, which the caller feeds (for instance from dummy_data_values); `trainer run`
+(at every forward pass) and `trainer time` feed it that way.
 """
 from __future__ import annotations
 
