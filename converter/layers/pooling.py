@@ -145,8 +145,9 @@ def _ceil(ctx: LayerContext, p) -> bool:
 
 @layer("Pooling", bottoms=1, tops=1)
 def pooling(ctx: LayerContext) -> Built:
-    """MAX, AVE and STOCHASTIC pooling, global_pooling, ceil (default) or floor rounding
-    (round_mode: FLOOR, NVCaffe's torch_pooling: true, the forks' ceil_mode: false)."""
+    """MAX, AVE, STOCHASTIC, global_pooling; ceil or floor (round_mode/torch_pooling/ceil_mode).
+
+    Floor is round_mode: FLOOR, NVCaffe's torch_pooling: true or the forks' ceil_mode: false."""
     p = ctx.layer.pooling_param
     shape = ctx.bottoms[0]
     ctx.check(len(shape) == 4, f"the bottom must have 4 axes (num, channels, height, width), "
