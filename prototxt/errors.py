@@ -1,7 +1,24 @@
 """Exceptions of the prototxt package: each names the file and, where known, the place in it."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+#: Messages quote the offending text; a 200 KB token or line is cut to this many characters.
+MAX_WORD = 80
+MAX_MESSAGE = 2000
+_LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
+
+
+def shorten(text: str) -> str:
+    """`text` with every run of more than MAX_WORD non-blank characters cut (its length said)
+    and the whole kept under about MAX_MESSAGE characters (head and tail)."""
+    text = _LONG_WORD.sub(lambda m: f"{m.group(0)[:MAX_WORD]}...({len(m.group(0))} characters)",
+                          text)
+    if len(text) > MAX_MESSAGE:
+        half = MAX_MESSAGE // 2
+        text = f"{text[:half]} ...({len(text) - 2 * half} characters cut)... {text[-half:]}"
+    return text
 
 
 class PrototxtError(Exception):
@@ -13,12 +30,12 @@ class PrototxtError(Exception):
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
                  column: int | None = None, offset: int | None = None, field: str | None = None):
-        self.message = message
+        self.message = shorten(message)
         self.path = str(path) if path is not None else None
         self.line = line
         self.column = column
         self.offset = offset
-        self.field = field
+        self.field = shorten(field) if field is not None else None
         super().__init__(self.__str__())
 
     def where(self) -> str:

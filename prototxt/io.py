@@ -36,6 +36,7 @@ PathLike = str | os.PathLike
 BINARY_SUFFIXES = {".caffemodel", ".binaryproto", ".solverstate", ".pb"}
 _POS = re.compile(r"^(\d+):(\d+) : ")
 _FIELD = re.compile(r'field named "([^"]+)"')
+_FIELD_WINDOW = 400
 
 
 # ---------------------------------------------------------------- text
@@ -70,13 +71,74 @@ def _field_before(text: str, line: int | None, col: int | None) -> str | None:
     lines = text.splitlines()
     if not line or not col or line > len(lines):
         return None
-    match = re.search(r"(\w+)\s*:?\s*[^:{}]*$", lines[line - 1][: col - 1])
-    return match.group(1) if match else None
+    # Only the end of the line matters, and a bounded piece keeps the regex linear on a 200 KB
+    # line (the unanchored pattern backtracks cubically on long words before a brace).
+    before = lines[line - 1][: col - 1][-_FIELD_WINDOW:]
+    tail = max(before.rfind(c) for c in ":{}")
+    if tail >= 0 and before[tail] == ":":
+        match = re.search(r"(\w+)\s*$", before[:tail])
+        if match:
+            return match.group(1)
+    match = re.search(r"\w+", before[tail + 1:])
+    return match.group(0) if match else None
 
 
 def read_text(path: PathLike, message: M) -> M:
     """Parse the text file at `path` into `message` (no upgrade)."""
-    return parse_text(_read(path).decode("utf-8", errors="replace"), message, path)
+    return parse_text(decode_text(_read(path), path), message, path)
+
+
+def decode_text(data: bytes, path: PathLike | None = None) -> str:
+    """The UTF-8 text of a protobuf text file.
+
+    Bytes that are not UTF-8 inside a `#` comment (old files carry Latin-1 copyright lines)
+    are replaced, with a warning; anywhere else they are an error naming path:line:column,
+    since a name or a source path would silently change."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    lines = data.split(b"\n")
+    out = []
+    replaced = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8"))
+            continue
+        except UnicodeDecodeError as exc:
+            start = exc.start
+        comment = _comment_start(raw)
+        if comment is None or comment > start:
+            column = len(raw[:start].decode("utf-8", errors="replace")) + 1
+            raise PrototxtError(
+                f"byte 0x{raw[start]:02X} is not UTF-8 text; protobuf text files must be UTF-8: "
+                "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+                path, line=number, column=column) from None
+        out.append(raw.decode("utf-8", errors="replace"))
+        replaced.append(number)
+    log.warning("%s: bytes that are not UTF-8 in the comments on line(s) %s were replaced",
+                path or "<string>", ", ".join(map(str, replaced[:10]))
+                + (" ..." if len(replaced) > 10 else ""))
+    return "\n".join(out)
+
+
+def _comment_start(line: bytes) -> int | None:
+    """The offset of the `#` that starts a comment on `line` (outside quoted strings), if any."""
+    quote = None
+    escaped = False
+    for i, byte in enumerate(line):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == quote:
+                quote = None
+        elif byte in (0x22, 0x27):  # " '
+            quote = byte
+        elif byte == 0x23:  # #
+            return i
+    return None
 
 
 def format_text(message: Message) -> str:
@@ -129,7 +191,7 @@ def read_net(path: PathLike, upgrade: bool = True) -> caffe_pb2.NetParameter:
             raise PrototxtError("the file is empty; expected a binary NetParameter", path)
         parse_binary(data, net, path)
     else:
-        parse_text(data.decode("utf-8"), net, path)
+        parse_text(decode_text(data, path), net, path)
     if upgrade:
         upgrade_net(net, str(path))
     return net

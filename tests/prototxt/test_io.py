@@ -166,3 +166,65 @@ def test_atomic_folder_swaps_in_with_normal_modes_and_keeps_the_old_on_error(tmp
         (tmp / "b.txt").write_text("three")
     assert sorted(p.name for p in final.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job"]
+
+
+# ---------------------------------------------------------------- hostile text (issue 14, defect 1)
+
+LENET_HEAD = b'name: "LeNet"\nlayer { name: "data" type: "Input" top: "data"\n  input_param { shape { dim: 1 dim: 1 dim: 28 dim: 28 } } }\n'
+
+
+def _padded(tail: bytes) -> bytes:
+    """A net whose first 64 KB are clean UTF-8 (so it is taken for text) followed by `tail`."""
+    return LENET_HEAD + b"# padding\n" * 7000 + tail
+
+
+def test_invalid_utf8_after_64kb_names_file_line_and_column(tmp_path):
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(_padded(b'layer { name: "caf\xe9" type: "ReLU" bottom: "data" top: "data" }\n'))
+    with pytest.raises(PrototxtError) as info:
+        io.read_net(path)
+    err = info.value
+    assert err.path == str(path) and err.line == 7004 and err.column == 19
+    assert "0xE9" in str(err) and "UTF-8" in str(err)
+
+
+def test_invalid_utf8_in_a_comment_is_replaced_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(_padded(b'# (c) caf\xe9 "quoted # not a comment\xff\n'
+                             b'layer { name: "a#b" type: "ReLU" bottom: "data" top: "data" } # \xff\n'))
+    net = io.read_net(path)
+    assert [layer.name for layer in net.layer] == ["data", "a#b"]
+    assert "not UTF-8" in caplog.text and "7004" in caplog.text
+    solver = tmp_path / "solver.prototxt"
+    solver.write_bytes(b'# \xe9t\xe9\nbase_lr: 0.01\nnet: "n\xe9t.prototxt"\n')
+    with pytest.raises(PrototxtError, match=r"solver.prototxt:3:8: byte 0xE9"):
+        io.read_solver(solver)
+
+
+def test_cli_names_the_file_for_invalid_utf8(tmp_path, capsys):
+    from prototxt.__main__ import main
+
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(_padded(b'layer { name: "\xff" }\n'))
+    assert main(["check", str(path)]) == 2
+    assert f"error: {path}:7004:16: byte 0xFF" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("line", [
+    b'layer { name: ' + b"a" * 200_000 + b' }',  # an unquoted 200 KB token
+    b'layer { name: "' + b"a" * 200_000,  # a string that never ends
+    b'layer { ' + b"a" * 200_000 + b': 1 }',  # a 200 KB field name
+    b'name: "' + b"a" * 200_000 + b'{" }',  # a long word before a brace (regex backtracking)
+])
+def test_parse_error_on_a_200kb_line_is_cut(tmp_path, line):
+    import time
+
+    path = tmp_path / "net.prototxt"
+    path.write_bytes(b'name: "x"\n' + line + b"\n")
+    start = time.perf_counter()
+    with pytest.raises(PrototxtError) as info:
+        io.read_net(path)
+    assert time.perf_counter() - start < 5
+    assert str(info.value).startswith(f"{path}:")
+    assert len(str(info.value)) < 1000 and (info.value.field is None or len(info.value.field) < 200)
+    assert "characters" in str(info.value)
