@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -62,7 +63,7 @@ def _train(solver_path: Path, args: argparse.Namespace) -> int:
     except TrainingDiverged:
         return 3
     if result.stopped_early:
-        return 130
+        return 128 + (result.stop_signal or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
     return 0
 
 

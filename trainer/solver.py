@@ -56,6 +56,7 @@ from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapsho
 from .solver_nets import DATA_LAYERS, FILLED_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
 from .updates import caffe_apply_update, check_solver, from_caffe_order, init_history
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NAN_HINT = ("the loss is {value} at iteration {iteration}: training diverged. Try decreasing "
             "the learning rate (DIGITS: \"Try decreasing your learning rate\"); the last good "
             "snapshot is kept")
@@ -91,6 +92,7 @@ class Result:
     snapshots: list[Path]
     seconds: float
     finished_at: dict[int, float] = field(default_factory=dict)  # iteration -> time.monotonic()
+    stop_signal: int | None = None              # SIGINT or SIGTERM that stopped the run
 
 
 def _seed(solver: caffe_pb2.SolverParameter) -> tuple[int, bool]:
@@ -232,6 +234,7 @@ class Solver:
         if self.options.cuda_graphs:
             self._use_graphs()
         self._stop_requested = False
+        self.stop_signal: int | None = None
         self._snapshot_requested = False
 
     # -- setup helpers -------------------------------------------------------------------------
@@ -330,7 +333,10 @@ class Solver:
         result = Result(self.iteration, False, {}, [], [], 0.0)
         self._test_pass = self.tests_before(self.iteration)
         start_iter = self.iteration
-        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        # Ctrl-C and SIGTERM (timeout, docker stop, Slurm) alike: finish the iteration, snapshot,
+        # stop; a second one aborts at once
+        previous = ({sig: signal.signal(sig, self._on_sigint) for sig in STOP_SIGNALS}
+                    if _main_thread() else None)
         self._bar = self._progress(start_iter)
         try:
             self._step(self.param.max_iter - self.iteration, result)
@@ -350,13 +356,14 @@ class Solver:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in (previous or {}).items():
+                signal.signal(sig, handler)
             self.metrics.flush(chart=True, force=True)
             self.batches.close()
             self.log.close()
             distributed.stop(self.dist)
         result.iteration = self.iteration
+        result.stop_signal = self.stop_signal
         result.seconds = time.time() - start_time
         return result
 
@@ -372,7 +379,9 @@ class Solver:
         if self._stop_requested:
             raise KeyboardInterrupt
         self._stop_requested = True
-        self.log("info", "Interrupted: stopping after this iteration (snapshot, then exit; "
+        self.stop_signal = signum
+        what = "Terminated (SIGTERM)" if signum == signal.SIGTERM else "Interrupted"
+        self.log("info", f"{what}: stopping after this iteration (snapshot, then exit; "
                          "resume with --resume). Press Ctrl-C again to abort now.", level="W")
 
     def _inputs(self, net: _Net, batches: dict[int, tuple[torch.Tensor, torch.Tensor]],
