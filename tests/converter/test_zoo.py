@@ -8,8 +8,9 @@ image (from each BatchNorm's input, perturbed, times a moving-average factor as 
 store them; see calibrate_batch_norm), so activations keep a sensible scale through 50+
 layers of random weights. Then: layer-type counts and parameter counts against the published
 figures, blob shapes at checkpoints, PyTorch vs ONNX Runtime (export_onnx of the classifier
-top) and PyTorch vs OpenCV's Caffe importer (prototxt + our .caffemodel) on the same image,
-each within 1e-5 of the output's scale (max abs difference / max abs value).
+top) and PyTorch vs OpenCV's Caffe importer (prototxt + our .caffemodel: output, Softmax and
+checkpoints) on the same image, each blob within 1e-5 of its scale (max abs difference / max
+abs value).
 
 One module-scoped fixture builds each net once for its three tests (batch 1).
 """
@@ -107,9 +108,10 @@ def zoo_net(request, tmp_path_factory) -> Built:
 
 def test_structure_and_parameters(zoo_net: Built):
     entry, model = zoo_net.entry, zoo_net.model
-    if entry.v1:
+    if entry.v1:  # the file as written holds only V1 layers; the model has them upgraded
         raw = read_text(zoo_net.prototxt, caffe_pb2.NetParameter())
-        assert len(raw.layer) == 0
+        assert len(raw.layer) == 0 and len(model.net.layers) == 0
+        assert [l.name for l in model.net.layer] == [l.name for l in raw.layers]
         types = Counter(caffe_pb2.V1LayerParameter.LayerType.Name(l.type) for l in raw.layers)
     else:
         types = Counter(layer.type for layer in model.net.layer)
