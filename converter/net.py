@@ -32,6 +32,7 @@ from prototxt import PrototxtError, caffe_pb2, filter_net, make_state, read_net
 from . import layers as _layers  # noqa: F401  (fills the registry)
 from .errors import ConverterError
 from .fillers import fill
+from .memory import check_fits
 from .registry import Blob, Built, LayerContext, LayerSpec, Shape, meta_like, spec_for
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,9 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
     `input_shapes` gives or overrides input shapes by blob name (needed for Data layers, whose
     image size lives in the database). Blobs are filled with the prototxt's fillers, from a
     torch.Generator seeded with `seed` (torch's global generator when None). With
-    `materialize=False` the blobs stay on the "meta" device (shapes only, nothing allocated).
+    `materialize=False` the blobs stay on the "meta" device (shapes only, nothing allocated);
+    otherwise a net whose parameters and one forward pass's data need more memory than the
+    machine has available is refused before allocating (converter/memory.py).
     """
     net, source = _resolve(net, source)
     state = make_state(phase, level, stages)
@@ -320,7 +323,12 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
     model.outputs = tuple(sorted(available))  # Caffe keeps them in a std::set<string>
     _plan_release(model)
     if materialize:
-        model.to_empty(device="cpu")
+        check_fits(model)  # before allocating: a clear error instead of the allocator's
+        try:
+            model.to_empty(device="cpu")
+        except RuntimeError as exc:  # the estimate fitted, the allocation did not
+            raise ConverterError(f"cannot allocate the net's parameters: "
+                                 f"{str(exc).splitlines()[0]}", source) from None
         _fill(model, seed)
     model.train(state.phase == caffe_pb2.TRAIN)
     return model

@@ -224,3 +224,38 @@ def test_googlenet_losses_dropout_and_modes():
         a = model(data, label).loss
         b = model(data, label).loss
     assert a == b  # no dropout in TEST mode
+
+
+# -- memory: refuse a net that cannot fit before allocating (issue 14, defect 2) ---------------
+def _huge_lenet():
+    net = standard("lenet")
+    ip1 = next(l for l in net.layer if l.name == "ip1")
+    ip1.inner_product_param.num_output = 4_000_000_000
+    return net
+
+
+def test_net_too_big_for_the_machine_is_refused_before_allocating():
+    with pytest.raises(ConverterError) as err:
+        build_model(_huge_lenet(), "TEST", ["deploy"], input_shapes={"data": (1, 1, 28, 28)})
+    text = str(err.value)
+    assert "layer 'ip1' (InnerProduct)" in text and "too big for this machine" in text
+    assert "4000000000x800" in text and "TiB" in text and "of memory" in text
+    # shapes alone (the meta device) still work: `converter shapes` describes such a net
+    model = build_model(_huge_lenet(), "TEST", ["deploy"], input_shapes={"data": (1, 1, 28, 28)},
+                        materialize=False)
+    assert model.blob_shapes()["ip1"] == (1, 4_000_000_000)
+
+
+def test_memory_limit_is_the_available_memory(monkeypatch):
+    from converter import memory
+    net = parse_net('input: "x" input_shape { dim: 2 dim: 3 }\n'
+                    'layer { name: "fc" type: "InnerProduct" bottom: "x" top: "y" '
+                    'inner_product_param { num_output: 1000 } }')
+    need = memory.estimate(build_model(net, materialize=False))
+    assert need.parameters == (1000 * 3 + 1000) * 4 and need.data == (2 * 3 + 2 * 1000) * 4
+    monkeypatch.setattr(memory, "machine_memory",
+                        lambda: memory.MachineMemory(1 << 30, need.total - 1))
+    with pytest.raises(ConverterError, match=r"layer 'fc' \(InnerProduct\).*1.0 GiB of memory"):
+        build_model(net)
+    monkeypatch.setattr(memory, "machine_memory", lambda: memory.MachineMemory(1 << 30, need.total))
+    assert build_model(net).fc.weight.shape == (1000, 3)

@@ -249,3 +249,11 @@ def test_add_parser_registers_time():
 def test_bad_iterations():
     with pytest.raises(ValueError, match="at least 1"):
         time_net(net(DEPLOY), iterations=0, phase="TEST")
+
+
+def test_cli_net_too_big_is_an_error_not_a_traceback(capsys):
+    # issue 14 defect 2: LeNet with num_output 4000000000 was a RuntimeError from the allocator
+    assert main(["lenet", "--iterations", "1", "--classes", "4000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert "layer 'ip2' (InnerProduct)" in err and "too big for this machine" in err
