@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -18,16 +19,61 @@ from .errors import InferenceError
 
 DIGIT_LABELS = [str(d) for d in range(10)]
 
+# Limits on what a model file may ask for (a crafted file must not exhaust memory or recursion;
+# a real Caffe/DIGITS model is far inside them: ImageNet-21k has 21,841 classes, DIGITS datasets
+# are stored at 256 px or so).
+MAX_SIDE = 4096           # pixels a side: dataset_image_size, the input, mean_shape
+MAX_LABELS = 100_000
+MAX_LABEL_CHARS = 1_000
+MAX_JSON_CHARS = 16 << 20  # labels or mean_pixel text
+MAX_SCALE = 1e6
 
-def _dims(text: str, key: str, count: int, where: str | None) -> tuple[int, ...]:
+
+def _shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, cut when long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"...({len(text)} characters)"
+
+
+def _dims(text: str, key: str, count: int, where: str | None,
+          max_side: int | None = MAX_SIDE) -> tuple[int, ...]:
     try:
-        dims = tuple(int(v) for v in text.lower().split("x"))
+        dims = tuple(int(v) for v in text.lower().split("x")) if len(text) < 100 else ()
     except ValueError:
         dims = ()
     if len(dims) != count or min(dims) < 1:
-        raise InferenceError(f"metadata {key}={text!r} is not {count} positive sizes joined by 'x'",
-                             where)
+        raise InferenceError(f"metadata {key}={_shown(text)} is not {count} positive sizes joined "
+                             "by 'x'", where)
+    if max_side is not None and max(dims[-2:]) > max_side:
+        raise InferenceError(f"metadata {key}={_shown(text)}: at most {max_side} pixels a side "
+                             "(a larger image would take gigabytes for one classification)", where)
     return dims
+
+
+def _json_list(meta: Mapping[str, str], key: str, where: str | None) -> list[Any]:
+    """A flat JSON list from metadata `key` (numbers and strings only), within the limits."""
+    text = meta[key]
+    if len(text) > MAX_JSON_CHARS:
+        raise InferenceError(f"metadata {key} is {len(text)} characters; at most {MAX_JSON_CHARS}",
+                             where)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise InferenceError(f"metadata {key} is nested too deeply; a flat JSON list was expected",
+                             where) from None
+    except ValueError as exc:
+        raise InferenceError(f"unreadable metadata {key}={_shown(text)}: not JSON ({exc})",
+                             where) from None
+    if not isinstance(value, list) or not all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        raise InferenceError(f"metadata {key}={_shown(text)} is not a flat JSON list of "
+                             f"{'names' if key == 'labels' else 'numbers'}", where)
+    return value
+
+
+def _finite(value: float, key: str, text: str, where: str | None) -> float:
+    if not math.isfinite(value):
+        raise InferenceError(f"metadata {key}={_shown(text)} is not a finite number", where)
+    return value
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare arrays
@@ -91,12 +137,34 @@ def model_info(meta: Mapping[str, str], input_name: str, input_shape: tuple, out
                                  f"graph's input {channels}x{height}x{width}", where)
     if channels not in (1, 3):
         raise InferenceError(f"the input has {channels} channels; images give 1 or 3", where)
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise InferenceError(f"the input '{input_name}' is {height}x{width}; at most {MAX_SIDE} "
+                             "pixels a side", where)
+    labels = [str(v) for v in _json_list(meta, "labels", where)] if "labels" in meta else []
+    if len(labels) > MAX_LABELS:
+        raise InferenceError(f"metadata labels has {len(labels)} names; at most {MAX_LABELS}", where)
+    long = next((i for i, name in enumerate(labels) if len(name) > MAX_LABEL_CHARS), None)
+    if long is not None:
+        raise InferenceError(f"metadata labels: name {long} is {len(labels[long])} characters; at "
+                             f"most {MAX_LABEL_CHARS}", where)
+    pixel = ()
+    if "mean_pixel" in meta:
+        try:
+            pixel = tuple(float(v) for v in _json_list(meta, "mean_pixel", where))
+        except ValueError:
+            raise InferenceError(f"metadata mean_pixel={_shown(meta['mean_pixel'])} is not a list "
+                                 "of numbers", where) from None
+        if not all(math.isfinite(v) for v in pixel):
+            raise InferenceError(f"metadata mean_pixel={_shown(meta['mean_pixel'])} holds a value "
+                                 "that is not finite", where)
+    text = meta.get("scale", "1")
     try:
-        labels = [str(v) for v in json.loads(meta["labels"])] if "labels" in meta else []
-        pixel = tuple(float(v) for v in json.loads(meta.get("mean_pixel", "[]")))
-        scale = float(meta.get("scale", "1"))
-    except (ValueError, TypeError) as exc:
-        raise InferenceError(f"unreadable metadata (labels, mean_pixel or scale): {exc}", where) from None
+        scale = _finite(float(text), "scale", text, where)
+    except ValueError:
+        raise InferenceError(f"unreadable metadata scale={_shown(text)}: not a number", where) from None
+    if scale == 0 or abs(scale) > MAX_SCALE:
+        raise InferenceError(f"metadata scale={_shown(text)}: a scale of 0 or beyond "
+                             f"{MAX_SCALE:g} makes every input the same or overflows", where)
     dataset_size = None
     if "dataset_image_size" in meta:
         h, w, _ = _dims(meta["dataset_image_size"], "dataset_image_size", 3, where)
@@ -127,11 +195,22 @@ def _mean_image(meta: Mapping[str, str], channels: int, where: str | None) -> np
     if "mean_data" not in meta or "mean_shape" not in meta:
         raise InferenceError("mean_type is image but mean_data or mean_shape is missing", where)
     shape = _dims(meta["mean_shape"], "mean_shape", 3, where)
+    if shape[0] != channels:
+        raise InferenceError(f"metadata mean_shape {meta['mean_shape']} has {shape[0]} channels; "
+                             f"the input has {channels}", where)
+    expected = math.prod(shape)
+    if len(meta["mean_data"]) != 4 * -(-4 * expected // 3):   # base64 of 4-byte floats
+        raise InferenceError(f"mean_data holds {len(meta['mean_data'])} base64 characters; "
+                             f"mean_shape {meta['mean_shape']} ({expected} float32 values) "
+                             f"needs {4 * -(-4 * expected // 3)}", where)
     try:
         data = np.frombuffer(base64.b64decode(meta["mean_data"], validate=True), dtype="<f4")
     except ValueError as exc:
         raise InferenceError(f"mean_data is not base64: {exc}", where) from None
-    if data.size != int(np.prod(shape)) or shape[0] != channels:
+    if data.size != expected:
         raise InferenceError(f"mean_data holds {data.size} values; mean_shape {meta['mean_shape']} "
                              f"with {channels} channels was expected", where)
+    if not np.isfinite(data).all():
+        raise InferenceError(f"mean_data holds {int((~np.isfinite(data)).sum())} values that are "
+                             "not finite (NaN or infinity)", where)
     return data.reshape(shape).astype(np.float32)
