@@ -54,7 +54,8 @@ from .metrics import Metrics
 from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
                        snapshot_prefix)
 from .solver_nets import DATA_LAYERS, FILLED_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
-from .updates import caffe_apply_update, check_solver, from_caffe_order, init_history
+from .solver_check import validate_solver
+from .updates import caffe_apply_update, from_caffe_order, init_history
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 NAN_HINT = ("the loss is {value} at iteration {iteration}: training diverged. Try decreasing "
@@ -150,11 +151,14 @@ class Solver:
         # where logs, metrics and snapshots go: the solver's folder (DIGITS' job) unless --out
         self.out = Path(self.options.out).absolute() if self.options.out else self.folder
         self.param = read_solver(self.path)
+        overrides = {}
         if self.options.max_iter is not None:
             self.param.max_iter = self.options.max_iter
+            overrides["max_iter"] = f"--max-iter {self.options.max_iter}"
         if self.options.test_iter is not None:
             self.param.test_iter[:] = [self.options.test_iter] * len(self.param.test_iter)
-        check_solver(self.param)
+            overrides["test_iter"] = f"--test-iter {self.options.test_iter}"
+        validate_solver(self.param, self.path, overrides)  # Caffe's checks, at file:line
         if self.param.snapshot_format != caffe_pb2.SolverParameter.BINARYPROTO:
             raise PrototxtError("snapshot_format HDF5 is not supported; use BINARYPROTO", self.path)
         self.dist = distributed.from_env()

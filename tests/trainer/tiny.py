@@ -80,6 +80,8 @@ def write_job(folder: Path, dataset: Path, body: str = LINEAR, train_batch: int 
                   momentum=0.9, weight_decay=0.01, max_iter=20, display=5, test_iter=3,
                   test_interval=10, snapshot=10, snapshot_prefix="snapshot", random_seed=7)
     fields.update(solver_fields)
+    if not fields["test_interval"] and "test_iter" not in solver_fields:
+        del fields["test_iter"]  # no tests: Caffe refuses test_iter without test_interval > 0
     solver = caffe_pb2.SolverParameter()
     for key, value in fields.items():
         if key in ("test_iter", "stepvalue") and not isinstance(value, list):
