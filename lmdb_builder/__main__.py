@@ -15,8 +15,8 @@ from .encode import default_workers
 from .errors import BuilderError
 from .folders import plan_folder, plan_list
 from .images import DEFAULT_MAX_PIXELS, RESIZE_MODES
-from .inspection import (dataset_labels, describe, find_dbs, inspect_db, sample_grid, verify_db,
-                         verify_mean)
+from .inspection import (dataset_labels, describe, describe_damage, find_dbs, inspect_db,
+                         sample_grid, verify_db, verify_mean)
 from .mean import read_mean
 from .mnist import find_mnist_dir, load_mnist, plan_mnist
 from .plan import ImageSettings
@@ -137,9 +137,11 @@ def _grid_path(args: argparse.Namespace, db: Path, many: bool) -> Path:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     dbs = find_dbs(args.path)
+    damaged = 0
     for db in dbs:
         info, samples = inspect_db(db, samples=0 if args.no_grid else args.samples)
         print("\n".join(describe(info, dataset_labels(db))))
+        damaged += info.damage is not None
         if samples:
             grid = _grid_path(args, db, len(dbs) > 1)
             sample_grid(samples).save(grid)
@@ -147,15 +149,29 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     mean = Path(args.path) / "mean.binaryproto"
     if mean.is_file():
         print(f"{mean}: {'x'.join(map(str, read_mean(mean).shape))} (CxHxW)")
+    if damaged:
+        print(f"error: {damaged} damaged database(s) in {args.path}; run python -m lmdb_builder "
+              "verify for the readable records, then rebuild the dataset", file=sys.stderr)
+        return 1
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     bad = 0
     for db in find_dbs(args.path):
-        result = verify_db(db)
+        try:
+            result = verify_db(db)
+        except BuilderError as exc:     # the file check: truncated, damaged meta or root page
+            print(f"{db}: DAMAGED: {exc}")
+            bad += 1
+            continue
         shapes = ", ".join(f"{'x'.join(map(str, s))} ({n})" for s, n in result.shapes.most_common())
-        print(f"{db}: {result.entries} records, {len(result.corrupt)} corrupt; shapes {shapes or '-'}")
+        read = (f"{result.entries} of {result.expected} records read" if result.damage
+                else f"{result.entries} records")
+        print(f"{db}: {read}, {len(result.corrupt)} corrupt; shapes {shapes or '-'}")
+        for line in describe_damage(result):
+            print(line)
+        bad += result.damage is not None
         for key, reason in result.corrupt[: args.max_report]:
             print(f"  corrupt {key}: {reason}")
         if len(result.corrupt) > args.max_report:

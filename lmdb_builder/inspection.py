@@ -1,6 +1,10 @@
 """Looking into Datum LMDBs: `inspect` (counts, shapes, encodings, labels, a picture of samples)
 and `verify` (every record decodes, its header agrees with its image, the mean fits the data).
 
+Both read through a child process (reader.IsolatedItems) after the cheap file check
+(reader.check_data_file): a damaged database, which can kill the process that maps it, becomes a
+report of where reading stopped and which records are readable.
+
 A PATH is either one database folder (holding data.mdb) or a dataset folder holding
 train_db/, val_db/, test_db/ (then labels.txt names the labels and mean.binaryproto is checked).
 """
@@ -18,7 +22,7 @@ from .datum import datum_encoding, datum_to_array, parse_datum
 from .errors import BuilderError
 from .folders import read_labels
 from .mean import read_mean
-from .reader import DatumDB
+from .reader import IsolatedItems, check_data_file
 
 DIGITS_KEY = re.compile(rb"\d{8}_\d+")
 CONVERT_IMAGESET_KEY = re.compile(rb"\d{8}_.+")
@@ -54,47 +58,53 @@ def key_style(key: bytes) -> str:
 @dataclass
 class DbInfo:
     path: Path
-    entries: int
+    entries: int                                            # records the database holds
     shapes: Counter = field(default_factory=Counter)        # (C, H, W) -> records
     encodings: Counter = field(default_factory=Counter)     # png/jpg/none -> records
     labels: Counter = field(default_factory=Counter)        # label index -> records
     key_styles: Counter = field(default_factory=Counter)
     first_key: str = ""
     last_key: str = ""
+    damage: str | None = None                               # why reading stopped early
+    read: int = 0                                           # records read
 
 
 def inspect_db(path: str | Path, samples: int = 64) -> tuple[DbInfo, list[tuple[np.ndarray, int]]]:
-    """Counts of one database (headers only) and up to `samples` decoded records, evenly spaced."""
-    with DatumDB(path) as db:
-        info = DbInfo(Path(path), len(db))
-        wanted = set(np.linspace(0, info.entries - 1, min(samples, info.entries)).astype(int).tolist()) \
-            if info.entries else set()
-        picked: list[tuple[np.ndarray, int]] = []
-        for position, (key, value) in enumerate(db.items()):
-            name = key.decode(errors="replace")
-            info.first_key = info.first_key or name
-            info.last_key = name
-            info.key_styles[key_style(key)] += 1
+    """Counts of one database (headers only) and up to `samples` decoded records, evenly spaced.
+    A damaged database gives what was read before the damage, and `damage` says why it stopped."""
+    meta = check_data_file(path)
+    info = DbInfo(Path(path), meta.entries)
+    wanted = set(np.linspace(0, info.entries - 1, min(samples, info.entries)).astype(int).tolist()) \
+        if info.entries else set()
+    picked: list[tuple[np.ndarray, int]] = []
+    items = IsolatedItems(path)
+    for position, (key, value) in enumerate(items):
+        info.read += 1
+        name = key.decode(errors="replace")
+        info.first_key = info.first_key or name
+        info.last_key = name
+        info.key_styles[key_style(key)] += 1
+        try:
+            datum = parse_datum(value, name)
+        except BuilderError:
+            info.encodings["unreadable"] += 1
+            continue
+        info.labels[datum.label] += 1
+        encoding = datum_encoding(datum)
+        info.encodings[encoding] += 1
+        array = None
+        if position in wanted or (datum.encoded and not datum.height):
             try:
-                datum = parse_datum(value, name)
+                array = datum_to_array(datum, name)
             except BuilderError:
-                info.encodings["unreadable"] += 1
-                continue
-            info.labels[datum.label] += 1
-            encoding = datum_encoding(datum)
-            info.encodings[encoding] += 1
-            array = None
-            if position in wanted or (datum.encoded and not datum.height):
-                try:
-                    array = datum_to_array(datum, name)
-                except BuilderError:
-                    pass
-            if array is not None:
-                info.shapes[array.shape] += 1
-                if position in wanted:
-                    picked.append((array, datum.label))
-            elif not datum.encoded or datum.height:
-                info.shapes[(datum.channels, datum.height, datum.width)] += 1
+                pass
+        if array is not None:
+            info.shapes[array.shape] += 1
+            if position in wanted:
+                picked.append((array, datum.label))
+        elif not datum.encoded or datum.height:
+            info.shapes[(datum.channels, datum.height, datum.width)] += 1
+    info.damage = items.damage
     return info, picked
 
 
@@ -128,6 +138,11 @@ def describe(info: DbInfo, labels: list[str] | None) -> list[str]:
     def shape(s: tuple[int, int, int]) -> str:
         return "x".join(map(str, s))
     lines = [f"{info.path}: {info.entries} records"]
+    if info.damage:
+        lines.append(f"  DAMAGED: reading stopped after {info.read} of {info.entries} records"
+                     + (f" (last key read {info.last_key})" if info.last_key else "")
+                     + f": {info.damage}; the counts below cover the records read; "
+                     "`python -m lmdb_builder verify` lists the readable ones")
     if info.shapes:
         lines.append("  shape (CxHxW): " + ", ".join(f"{shape(s)} ({n})" for s, n in info.shapes.most_common()))
     if info.encodings:
@@ -147,34 +162,93 @@ def describe(info: DbInfo, labels: list[str] | None) -> list[str]:
 
 
 @dataclass
+class KeyRange:
+    """Records `first` .. `last` (keys, in key order), `count` of them."""
+    first: str
+    last: str
+    count: int
+
+
+@dataclass
 class VerifyResult:
     path: Path
-    entries: int = 0
+    entries: int = 0                                                 # records read
     corrupt: list[tuple[str, str]] = field(default_factory=list)     # (key, reason)
     shapes: Counter = field(default_factory=Counter)
+    expected: int = 0                                                # records the database holds
+    damage: str | None = None                                        # why reading stopped early
+    readable: list[KeyRange] = field(default_factory=list)          # what could be read
 
 
 def verify_db(path: str | Path) -> VerifyResult:
     """Decode every record; a record that does not parse or decode, or whose header disagrees
-    with its image, is reported by key."""
-    result = VerifyResult(Path(path))
-    with DatumDB(path) as db:
-        for key, value in db.items():
-            result.entries += 1
-            name = key.decode(errors="replace")
-            try:
-                datum = parse_datum(value, name)
-                array = datum_to_array(datum, name)
-            except BuilderError as exc:
-                result.corrupt.append((name, str(exc)))
-                continue
-            header = (datum.channels, datum.height, datum.width)
-            if datum.encoded and datum.height and header != array.shape:
-                result.corrupt.append((name, f"header says {'x'.join(map(str, header))} but the "
-                                             f"image is {'x'.join(map(str, array.shape))}"))
-                continue
-            result.shapes[array.shape] += 1
+    with its image, is reported by key.
+
+    The database is read by a child process. When the walk from the first key stops at damage
+    (an LMDB error, or the child killed by SIGBUS/SIGSEGV/abort), a second walk comes back from
+    the last key; `readable` gives both stretches and `damage` the reason."""
+    result = VerifyResult(Path(path), expected=check_data_file(path).entries)
+
+    def check(key: bytes, value: bytes) -> None:
+        result.entries += 1
+        name = key.decode(errors="replace")
+        try:
+            datum = parse_datum(value, name)
+            array = datum_to_array(datum, name)
+        except BuilderError as exc:
+            result.corrupt.append((name, str(exc)))
+            return
+        header = (datum.channels, datum.height, datum.width)
+        if datum.encoded and datum.height and header != array.shape:
+            result.corrupt.append((name, f"header says {'x'.join(map(str, header))} but the "
+                                         f"image is {'x'.join(map(str, array.shape))}"))
+            return
+        result.shapes[array.shape] += 1
+
+    forward = IsolatedItems(path)
+    first = None
+    highest = b""
+    for key, value in forward:
+        first = first if first is not None else key
+        highest = max(highest, key)
+        check(key, value)
+    if forward.count:
+        result.readable.append(KeyRange(first.decode(errors="replace"),
+                                        highest.decode(errors="replace"), forward.count))
+    if forward.damage is None:
+        return result
+    result.damage = forward.damage
+    # back from the last key to the highest one already read (damage may have left keys out of
+    # order, so not simply the last one read)
+    backward = IsolatedItems(path, reverse=True, after=highest if forward.count else None)
+    last = None
+    for key, value in backward:
+        last = last if last is not None else key
+        check(key, value)
+    if backward.count:
+        result.readable.append(KeyRange(backward.last_key.decode(errors="replace"),
+                                        last.decode(errors="replace"), backward.count))
     return result
+
+
+def describe_damage(result: VerifyResult) -> list[str]:
+    """The lines `verify` prints for a database whose reading stopped at damage."""
+    if result.damage is None:
+        return []
+    read = sum(r.count for r in result.readable)
+    lines = [f"  DAMAGED: {result.damage}",
+             f"  readable: {read} of {result.expected} records"
+             + "".join(f"{';' if i else ':'} {r.first} .. {r.last} ({r.count})"
+                       for i, r in enumerate(result.readable))]
+    if len(result.readable) == 2:
+        lines.append(f"  unreadable: the records after {result.readable[0].last} and before "
+                     f"{result.readable[1].first} ({max(0, result.expected - read)} record(s))")
+    elif result.readable:
+        lines.append(f"  unreadable: the records after {result.readable[0].last} "
+                     f"({max(0, result.expected - read)} record(s))")
+    else:
+        lines.append("  unreadable: every record")
+    return lines
 
 
 def verify_mean(dataset: Path, shape: tuple[int, ...]) -> str | None:
