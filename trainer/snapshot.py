@@ -71,8 +71,27 @@ def read_snapshot_state(path: str | Path) -> Restored:
     if not learned.is_file():
         raise PrototxtError(f"the solver state's weights {state.learned_net!r} do not exist "
                             f"(looked for {learned})", path)
+    for name in ("iter", "current_step"):
+        if getattr(state, name) < 0:
+            raise PrototxtError(f"the solver state's {name} is {getattr(state, name)}; it cannot "
+                                "be negative (a damaged or hand-made file)", path, field=name)
     return Restored(int(state.iter), int(state.current_step),
                     [blob_array(b, path, index=i) for i, b in enumerate(state.history)], learned)
+
+
+def load_snapshot_weights(model: CaffeNet, path: str | Path) -> list[str]:
+    """A resume's weights: strict where --weights is lenient. Every learnable layer of the train
+    net must be in the file (a caffemodel cut at a layer boundary still parses, and the missing
+    layers would silently keep fresh fillers); layers only the file has are reported."""
+    report = load_caffemodel(model, path)
+    if report.missing:
+        raise PrototxtError(
+            f"cannot resume: the snapshot's weights lack {len(report.missing)} learnable "
+            f"layer(s) of the train net: {', '.join(report.missing)} (the file is truncated, or "
+            f"it was written for another net); resume from another snapshot, or start afresh "
+            f"from these weights with --weights (layers not in the file keep their fillers)",
+            path)
+    return [f"{path}: {report.summary()}"]
 
 
 def load_weights(model: CaffeNet, paths: list[str | Path]) -> list[str]:

@@ -51,8 +51,8 @@ from .data import Batches, SourceSpec, source_spec
 from .device import resolve_device, select_precision
 from .graphs import StepGraph
 from .metrics import Metrics
-from .snapshot import (load_weights, read_snapshot_state, save_snapshot, snapshot_paths,
-                       snapshot_prefix)
+from .snapshot import (load_snapshot_weights, load_weights, read_snapshot_state, save_snapshot,
+                       snapshot_paths, snapshot_prefix)
 from .solver_nets import DATA_LAYERS, FILLED_LAYERS, PhaseNet, point_at_dataset, test_nets, train_net
 from .solver_check import validate_solver
 from .updates import caffe_apply_update, from_caffe_order, init_history
@@ -292,7 +292,7 @@ class Solver:
     # -- the loop ------------------------------------------------------------------------------
     def restore(self, path: str | Path) -> None:
         state = read_snapshot_state(path)
-        load_weights(self.train.model, [state.learned_net])
+        load_snapshot_weights(self.train.model, state.learned_net)  # strict: every layer
         tensors = [t for _, _, t, _ in self.params]
         restored = from_caffe_order(state.history, len(tensors), self.param.type)
         for i, (tensor, blobs) in enumerate(zip(tensors, restored)):

@@ -315,3 +315,49 @@ def test_each_lr_policy_is_caffes_formula_at_every_iteration_of_a_run(tmp_path, 
     assert sorted(logged) == list(range(12))
     for it, rate in logged.items():
         assert rate == pytest.approx(formula(it), rel=1e-5), f"iteration {it}"
+
+
+def _cut_layers(path, keep):
+    """Rewrite a caffemodel with only the layers named in `keep` (a cut at a layer boundary)."""
+    from prototxt import caffe_pb2, read_caffemodel, write_binary
+    net = read_caffemodel(path)
+    kept = [layer for layer in net.layer if layer.name in keep or not len(layer.blobs)]
+    del net.layer[:]
+    net.layer.extend(kept)
+    write_binary(net, path)
+
+
+def test_resume_refuses_weights_missing_a_learnable_layer(tmp_path, dataset):
+    # issue 14 defect 3: a caffemodel cut at a layer boundary resumed with fresh fillers for
+    # the missing layers (one INFO line); a resume is strict, --weights stays lenient
+    from prototxt.errors import PrototxtError
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, body=tiny.CONV, max_iter=3, test_interval=0,
+                          snapshot=0)
+    _run(path)
+    model = tmp_path / "j" / "snapshot_iter_3.caffemodel"
+    _cut_layers(model, keep={"conv"})
+    solver = Solver(path, Options(log_file=None, **QUIET, max_iter=5,
+                                  resume=tmp_path / "j" / "snapshot_iter_3.solverstate"))
+    with pytest.raises(PrototxtError, match=r"snapshot_iter_3.caffemodel: cannot resume: the "
+                                            r"snapshot's weights lack 1 learnable layer\(s\) of "
+                                            r"the train net: ip \("):
+        solver.solve()
+    lenient = Solver(path, Options(log_file=None, **QUIET, weights=[str(model)]))  # fine-tuning
+    lenient.batches.close()
+
+
+def test_resume_refuses_a_negative_iteration(tmp_path, dataset):
+    from prototxt import read_solverstate, write_binary
+    from prototxt.errors import PrototxtError
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, max_iter=2, test_interval=0, snapshot=0)
+    _run(path)
+    state_path = tmp_path / "j" / "snapshot_iter_2.solverstate"
+    state = read_solverstate(state_path)
+    state.iter = -5
+    write_binary(state, state_path)
+    solver = Solver(path, Options(log_file=None, **QUIET, resume=state_path))
+    with pytest.raises(PrototxtError) as err:
+        solver.solve()
+    assert str(err.value).startswith(f"{state_path}: the solver state's iter is -5")
