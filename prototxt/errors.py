@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-#: Messages quote the offending text; a 200 KB token or line is cut to this many characters.
-MAX_WORD = 80
+#: Messages quote the offending text; a 200 KB token or line is cut to this many characters
+#: (enough for any real file path, which messages quote whole).
+MAX_WORD = 400
 MAX_MESSAGE = 2000
 _LONG_WORD = re.compile(r"\S{%d,}" % (MAX_WORD + 1))
 
