@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from typing import Callable
 
 from .errors import PrototxtError
@@ -21,6 +23,7 @@ def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPars
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    previous = _terminate_like_ctrl_c()
     try:
         return main(args)
     except (PrototxtError, OSError, ValueError, *errors) as exc:
@@ -28,9 +31,32 @@ def run(main: Callable[[argparse.Namespace], int], parser: argparse.ArgumentPars
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, Slurm) raised where the program is, as Ctrl-C is, so that
+    the same clean-up runs (temporary folders removed, pools stopped); the exit status is 143.
+    Commands with a gentler stop (trainer run: finish the iteration, snapshot) install their own
+    handler while they run."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def _terminate_like_ctrl_c():
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def command_parser(prog: str, description: str) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

@@ -10,6 +10,7 @@ looks whole.
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -271,14 +272,15 @@ def atomic_folder(final: PathLike) -> Iterator[Path]:
     folder is removed and `final` is untouched."""
     final = Path(final).absolute()
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _remove_stale(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
         umask = _umask()
         for path in [tmp, *tmp.rglob("*")]:
             path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-{os.getpid()}-", dir=final.parent))
             final.rename(old / final.name)
             tmp.rename(final)
             shutil.rmtree(old, ignore_errors=True)
@@ -287,6 +289,28 @@ def atomic_folder(final: PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _remove_stale(final: Path) -> None:
+    """Remove what a killed run (SIGKILL, power loss) left beside `final`: its `.tmp-PID-*`
+    and `.old-PID-*` folders whose process no longer runs. Folders of live processes (another
+    build of the same dataset right now) are left alone."""
+    for kind in ("tmp", "old"):
+        prefix = f".{final.name}.{kind}-"
+        for leftover in final.parent.glob(f"{glob.escape(prefix)}*-*"):
+            pid = leftover.name[len(prefix):].split("-")[0]
+            if leftover.is_dir() and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _umask() -> int:
