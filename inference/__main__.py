@@ -57,7 +57,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_classify_many(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, read_list
     clf = _classifier(args, args.batch)
-    items = read_list(args.list, args.root, len(clf.labels))
+    try:
+        items = read_list(args.list, args.root, len(clf.labels))
+    except UnicodeDecodeError as exc:
+        raise InferenceError(f"not a text list file (byte 0x{exc.object[exc.start]:02X} at offset "
+                             f"{exc.start} is not UTF-8); a list file holds '<path> <label>' "
+                             "lines, e.g. val.txt of a DIGITS dataset", args.list) from None
     result = evaluate(clf, items, args.top, args.batch, workers=args.workers)
     if args.json:
         print(json.dumps({"model": str(clf.path), "provider": clf.provider, **result.as_dict()},
@@ -156,8 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=_positive, default=1,
                    help="ONNX Runtime runs at once (default 1; more can help on a GPU)")
     p.add_argument("--max-upload-mb", type=_positive, default=5, help="default 5")
-    p.add_argument("--max-pixels", type=_positive, default=4096 * 4096,
-                   help="refuse larger images (default 16777216)")
+    p.add_argument("--max-pixels", type=_positive, default=None,
+                   help="refuse larger images (default: 1048576 = 1024x1024 for a digit model, "
+                        "4194304 = 2048x2048 for others)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.set_defaults(func=cmd_serve)
     return parser

@@ -13,12 +13,24 @@ was trained on: DIGITS' MNIST (and lmdb_builder's) stores **black digits on whit
 downloader inverted the idx bytes); a dataset built with --no-invert has white on black.
 `drawing_background` reads that from the model: the mean image's border (white ~255 for
 DIGITS' MNIST), else the mean pixel, else DIGITS' white.
+
+Bounded work: a drawing larger than WORK_SIDE (560 px, twice the page's canvas) is first
+reduced by a whole factor (PIL's box-averaging `reduce`) so that its long side is at most that;
+the digit ends up 20 px tall either way, and the float arrays below stay a few MB however large
+the upload (a 4096 x 4096 RGBA canvas cost ~900 MB and 3 s before, ~70 MB and 0.1 s now).
+
+Image modes: the same rule as without --drawing (DIGITS' load_image, lmdb_builder.images): L,
+RGB, 1, LA, CMYK, YCbCr, P, PA and RGBA are read; 16-bit and floating-point images (I;16, I, F)
+are refused with the same message, where they used to be clipped to white here.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 from PIL import Image
 
+from .errors import BadImageError
 from .images import ImageInput, as_pil
 from .metadata import ModelInfo
 
@@ -26,6 +38,24 @@ FIELD, BOX = 28, 20
 CENTRE = 14.0          # MNIST's mean centre of mass (row and column index)
 INK_THRESHOLD = 0.2    # of the strongest ink: fainter pixels do not widen the box
 BACKGROUNDS = ("white", "black")
+WORK_SIDE = 560        # larger drawings are reduced to at most this before any float work
+DIGITS_MODES = ("L", "RGB", "1", "LA", "CMYK", "YCbCr", "P", "PA", "RGBA")
+
+
+def drawing_image(image: ImageInput) -> Image.Image:
+    """The drawing as a PIL image of a mode DIGITS reads, reduced to at most WORK_SIDE a side."""
+    where = str(image) if isinstance(image, (str, os.PathLike)) else None
+    pil = as_pil(image)
+    if pil.mode not in DIGITS_MODES:
+        raise BadImageError(f'image mode "{pil.mode}" not supported (DIGITS reads L, RGB, 1, LA, '
+                            "CMYK, YCbCr, P and RGBA); save it as an 8-bit PNG or JPEG", where)
+    factor = -(-max(pil.size) // WORK_SIDE)
+    if factor > 1:
+        if pil.mode not in ("L", "LA", "RGB", "RGBA"):   # reduce() takes these; P, 1, CMYK...
+            has_alpha = pil.mode == "PA" or "transparency" in pil.info
+            pil = pil.convert("RGBA" if has_alpha else "L" if pil.mode == "1" else "RGB")
+        pil = pil.reduce(factor)
+    return pil
 
 
 def _gray(image: Image.Image) -> np.ndarray:
@@ -46,7 +76,7 @@ def _gray(image: Image.Image) -> np.ndarray:
 
 def ink(image: ImageInput) -> np.ndarray:
     """How much each pixel differs from the background, in [0, 1] (1 = the strongest stroke)."""
-    gray = _gray(as_pil(image))
+    gray = _gray(drawing_image(image))
     frame = max(1, min(gray.shape) // 20)
     border = np.concatenate([gray[:frame].ravel(), gray[-frame:].ravel(),
                              gray[:, :frame].ravel(), gray[:, -frame:].ravel()])

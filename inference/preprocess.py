@@ -19,6 +19,7 @@ scale inside the net (LeNet's Power layer) and have scale 1, where both agree.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -26,7 +27,7 @@ import numpy as np
 from lmdb_builder import resize_image
 from lmdb_builder.images import DEFAULT_MAX_PIXELS
 
-from .errors import InferenceError
+from .errors import BadImageError, InferenceError
 from .images import ImageInput, load_digits_image
 from .metadata import ModelInfo
 from .resize import caffe_resize, resize_mean
@@ -70,7 +71,12 @@ class Preprocessor:
     def stored(self, image: ImageInput) -> np.ndarray:
         """Steps 1-2: DIGITS' load and resize to the dataset size: uint8 H x W (x 3, RGB)."""
         info = self.info
-        pil = load_digits_image(image, self.max_pixels)
+        try:
+            pil = load_digits_image(image, self.max_pixels)
+        except BadImageError as exc:
+            if exc.path is None and isinstance(image, (str, os.PathLike)):
+                raise BadImageError(exc.message, image, exc.status) from None  # name the file
+            raise
         height, width = info.stored_size
         return resize_image(pil, height, width, info.channels, info.resize_mode, self.rng)
 

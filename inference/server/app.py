@@ -8,20 +8,29 @@
     GET  /model     the model's metadata and the server's limits
 
 Bad input gets a 4xx JSON `{"error": ...}` and the server carries on.
+
+Bounded work (ServerSettings): an upload is at most `max_upload_bytes` and `max_pixels` (by
+default what a digit needs: 1024 x 1024 for a digit model, 2048 x 2048 for others), arrives
+without pausing more than `read_timeout_s` (else 408, connection closed), and is decoded and
+preprocessed by at most `decoders` requests at once (a drawing is reduced to at most 560 px a
+side before anything else: drawing.py); at most `max_pending` requests are in progress. Past
+those limits, or when memory runs out, the answer is 503 with Retry-After, never 500. A client
+that goes away mid-upload is counted as a disconnect, not a server error.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..classifier import Classifier, top_k
@@ -29,9 +38,21 @@ from ..drawing import normalize_drawing
 from ..errors import BadImageError
 from ..images import decode_image
 from .batcher import Batcher
+from .limits import Gate, Saturated
 from .uploads import read_upload
 
 PAGE = Path(__file__).with_name("page.html")
+
+DIGIT_MAX_PIXELS = 1024 * 1024      # a drawn digit needs far less (the page's canvas: 280 x 280)
+GENERAL_MAX_PIXELS = 2048 * 2048    # a photo for a 224-256 px network
+
+
+def default_decoders() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 @dataclass(frozen=True)
@@ -40,12 +61,27 @@ class ServerSettings:
     max_wait_ms: float = 5.0
     concurrency: int = 1                 # ONNX Runtime runs at a time
     max_upload_bytes: int = 5 * 2**20
-    max_pixels: int = 4096 * 4096
+    max_pixels: int | None = None        # None: DIGIT_MAX_PIXELS or GENERAL_MAX_PIXELS by model
     top: int = 5
+    decoders: int = 0                    # uploads decoded at once; 0: cores, at most 4
+    max_pending: int = 64                # /predict requests in progress; more get 503
+    queue_wait_s: float = 10.0           # the longest wait for a decoder before 503
+    read_timeout_s: float = 10.0         # the longest pause within an upload (408)
+    upload_timeout_s: float = 60.0       # the longest upload (408)
+    head_timeout_s: float = 10.0         # the longest wait for a request's headers (closed)
+    keep_alive_s: float = 5.0            # an idle keep-alive connection is closed after this
+    max_connections: int = 1000          # uvicorn answers 503 itself beyond this
+    retry_after_s: int = 1
+
+    def resolved(self, digit_model: bool) -> "ServerSettings":
+        """These settings with the defaults that depend on the model and machine filled in."""
+        return replace(self, max_pixels=self.max_pixels or (DIGIT_MAX_PIXELS if digit_model
+                                                             else GENERAL_MAX_PIXELS),
+                       decoders=self.decoders or default_decoders())
 
 
-def _error(message: str, status: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -56,9 +92,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings()) -> Starlette:
     """The Starlette app serving `classifier` (module docstring)."""
+    settings = settings.resolved(classifier.info.is_digit_model)
     batcher = Batcher(classifier.probabilities, settings.max_batch, settings.max_wait_ms,
                       settings.concurrency)
-    counts = {"requests": 0, "predictions": 0, "client_errors": 0, "server_errors": 0}
+    decoders = Gate(settings.decoders, max(0, settings.max_pending - settings.decoders),
+                    settings.queue_wait_s, "decodes", settings.retry_after_s)
+    counts = {"requests": 0, "predictions": 0, "client_errors": 0, "server_errors": 0,
+              "busy": 0, "disconnects": 0, "timeouts": 0}
+    pending = 0
     started = time.time()
     page = PAGE.read_text(encoding="utf-8")
     background = classifier.drawing_background
@@ -69,10 +110,15 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
             image = normalize_drawing(image, background)
         return classifier.preprocess(image)
 
+    def busy(message: str, retry_after: int) -> JSONResponse:
+        counts["busy"] += 1
+        return _error(message, 503, {"Retry-After": str(retry_after)})
+
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
 
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request) -> Response:
+        nonlocal pending
         start = time.perf_counter()
         counts["requests"] += 1
         try:
@@ -82,22 +128,41 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
         except ValueError:
             counts["client_errors"] += 1
             return _error("top must be a whole number from 1 to 1000", 400)
+        if pending >= settings.max_pending:
+            return busy(f"the server is busy ({pending} requests in progress); try again "
+                        "shortly", settings.retry_after_s)
         raw = request.query_params.get("raw", "0").lower() in ("1", "true", "yes")
         normalize = classifier.info.is_digit_model and not raw
+        pending += 1
         batcher.expect()
         submitted = False
         try:
-            data = await read_upload(request, settings.max_upload_bytes)
-            x = await run_in_threadpool(prepare, data, normalize)
+            data = await read_upload(request, settings.max_upload_bytes, settings.read_timeout_s,
+                                     settings.upload_timeout_s)
+            async with decoders.hold():
+                x = await run_in_threadpool(prepare, data, normalize)
+            del data
             submitted = True
             probabilities = await batcher.submit(x, expected=True)
         except BadImageError as exc:
+            if exc.status == 408:
+                counts["timeouts"] += 1
+                return _error(exc.message, 408, {"Connection": "close"})
             counts["client_errors"] += 1
             return _error(exc.message, exc.status)
+        except Saturated as exc:
+            return busy(exc.message, exc.retry_after)
+        except MemoryError:
+            return busy("the server ran short of memory for this image; try again shortly",
+                        settings.retry_after_s)
+        except ClientDisconnect:       # the client went away: nobody to answer, not our fault
+            counts["disconnects"] += 1
+            return Response(status_code=499)
         except Exception as exc:  # keep serving; say what broke
             counts["server_errors"] += 1
             return _error(f"{type(exc).__name__}: {exc}", 500)
         finally:
+            pending -= 1
             if not submitted:
                 batcher.forget()
         counts["predictions"] += 1
@@ -111,7 +176,8 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
         return JSONResponse({"status": "ok", "model": classifier.name,
                              "provider": classifier.provider,
                              "uptime_s": round(time.time() - started, 1), **counts,
-                             **batcher.stats.as_dict()})
+                             "in_progress": pending, "decoding": decoders.active,
+                             "waiting_to_decode": decoders.waiting, **batcher.stats.as_dict()})
 
     async def model(request: Request) -> JSONResponse:
         return JSONResponse({"name": classifier.name, "provider": classifier.provider,
@@ -129,4 +195,5 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
                     lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.batcher = batcher
     app.state.classifier = classifier
+    app.state.settings = settings
     return app

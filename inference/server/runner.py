@@ -12,6 +12,18 @@ from starlette.applications import Starlette
 
 from ..classifier import Classifier
 from .app import ServerSettings, create_app
+from .limits import guarded_protocol
+
+
+def uvicorn_config(app: Starlette, access_log: bool = False, **extra) -> uvicorn.Config:
+    """uvicorn's settings from the app's ServerSettings: idle keep-alive connections closed after
+    `keep_alive_s`, a request head that does not arrive in `head_timeout_s` closes its
+    connection (limits.py), at most `max_connections` connections and tasks (503 beyond)."""
+    settings: ServerSettings = getattr(app.state, "settings", None) or ServerSettings()
+    return uvicorn.Config(app, log_level="warning", access_log=access_log,
+                          http=guarded_protocol(settings.head_timeout_s),
+                          timeout_keep_alive=settings.keep_alive_s,
+                          limit_concurrency=settings.max_connections, **extra)
 
 
 def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
@@ -21,9 +33,11 @@ def serve(model: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000,
     classifier = Classifier(model, provider, crop, max_batch=settings.max_batch, spin=False)
     app = create_app(classifier, settings)
     shown = f"[{host}]" if ":" in host else host
+    limits = app.state.settings
     print(f"serving {classifier.path} on {classifier.provider} at http://{shown}:{port}/ "
-          f"(max batch {settings.max_batch}, max wait {settings.max_wait_ms:g} ms)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=access_log)
+          f"(max batch {settings.max_batch}, max wait {settings.max_wait_ms:g} ms; images up to "
+          f"{limits.max_pixels} pixels, {limits.decoders} decoded at once)", flush=True)
+    uvicorn.Server(uvicorn_config(app, access_log, host=host, port=port)).run()
 
 
 class ServerThread:
@@ -35,9 +49,7 @@ class ServerThread:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind((host, port))
         self.host, self.port = self.socket.getsockname()[:2]
-        config = uvicorn.Config(app, log_level="warning", access_log=False,
-                                timeout_keep_alive=30, backlog=1024)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(app, backlog=1024))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
                                        name="uvicorn", daemon=True)
 
