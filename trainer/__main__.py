@@ -53,7 +53,7 @@ def _train(solver_path: Path, args: argparse.Namespace) -> int:
         dataset=getattr(args, "dataset_override", None), out=getattr(args, "out_dir", None),
         weights=[w for w in (args.weights or "").split(",") if w], device=args.device,
         workers=args.workers, max_iter=args.max_iter, test_iter=args.test_iter, fast=args.fast,
-        cuda_graphs=getattr(args, "cuda_graphs", False),
+        cuda_graphs=getattr(args, "cuda_graphs", False), bad_records=args.bad_records,
         progress=False if args.no_progress else None))
     resume = latest_snapshot(solver.prefix) if args.resume == "auto" else args.resume
     if resume:
@@ -138,6 +138,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="CUDA: capture each net's forward/backward once and replay it (iter_size 1, "
                         "one process); the log says when it is not used")
+    p.add_argument("--bad-records", choices=("stop", "skip"), default="stop",
+                   help="a record that cannot be read (not a Datum, an image that does not "
+                        "decode): stop with an error naming it (default), or skip it, using the "
+                        "next readable record instead and logging each skipped record once")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

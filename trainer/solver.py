@@ -50,6 +50,7 @@ from .caffe_log import CaffeLog, g
 from .data import Batches, SourceSpec, source_spec
 from .device import resolve_device, select_precision
 from .graphs import StepGraph
+from .labels import label_rules
 from .metrics import Metrics
 from .snapshot import (load_snapshot_weights, load_weights, read_snapshot_state, save_snapshot,
                        snapshot_paths, snapshot_prefix)
@@ -78,6 +79,7 @@ class Options:
     test_iter: int | None = None                # override every test net's test_iter
     fast: bool = False
     cuda_graphs: bool = False                   # capture each net's step once, replay it (CUDA)
+    bad_records: str = "stop"                   # damaged records: "stop" with an error, or "skip"
     out: Path | None = None                     # logs, metrics, snapshots (default: solver's folder)
     log_file: str | None = "caffe_output.log"   # in `out`; None: no file
     progress: bool | None = None                # None: a bar when stderr is a terminal
@@ -183,7 +185,8 @@ class Solver:
             for layer in phase_net.net.layer:
                 if layer.type in DATA_LAYERS:
                     specs.append(source_spec(layer, phase_net.phase, self.seed, phase_net.source,
-                                             self.dist.rank, self.dist.world))
+                                             self.dist.rank, self.dist.world,
+                                             self.options.bad_records))
                     feeds.append((len(specs) - 1, tuple(layer.top)))
                 elif (getattr(REGISTRY.get(layer.type), "data", False)  # Input, ImageData...
                       and layer.type not in FILLED_LAYERS):
@@ -196,7 +199,8 @@ class Solver:
             layouts.append(feeds)
         # two batches ahead per worker keeps every worker busy while the net runs
         self.batches = Batches(specs, self.options.workers, depth=max(4, 2 * self.options.workers),
-                               device=self.device)
+                               device=self.device,
+                               on_skip=lambda line: self.log("info", line, level="W"))
         if self.options.workers and self.device.type == "cpu":
             # torch's threads slow down many times over when a worker holds one of their cores
             threads = max(1, len(os.sched_getaffinity(0)) - self.options.workers)
@@ -207,6 +211,10 @@ class Solver:
         for test in self.tests:
             share_blobs(self.train.model, test.model)
             test.model.eval()
+        for net in [self.train, *self.tests]:  # labels checked as batches are made (CPU)
+            for source, tops in net.feeds:
+                if len(tops) > 1:
+                    self.batches.bound_labels(source, label_rules(net.model, tops[1]))
         if layouts[0]:
             self.n_train = self.batches.makers[layouts[0][0][0]].size
             self.batch_size = specs[layouts[0][0][0]].batch_size

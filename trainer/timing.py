@@ -46,6 +46,7 @@ from prototxt import (STANDARD_NETWORKS, DatasetFacts, caffe_pb2, digits_split, 
                       make_state, network_path, read_net)
 
 from .device import Precision, select_precision
+from .labels import LABEL_READERS, label_classes  # noqa: F401 (LABEL_READERS re-exported)
 
 __all__ = ["LayerTime", "TimingReport", "add_parser", "main", "multiply_adds", "random_inputs",
            "standard_train_val", "time_net"]
@@ -54,11 +55,6 @@ NetParameter = caffe_pb2.NetParameter
 # DIGITS' default image sizes for its standard networks (H, W, C) and a typical class count.
 DIGITS_IMAGES = {"lenet": (28, 28, 1), "alexnet": (256, 256, 3), "googlenet": (256, 256, 3)}
 DEFAULT_CLASSES = {"lenet": 10, "alexnet": 1000, "googlenet": 1000}
-# Layers that read an integer label as bottom 1: the parameter message whose `axis` is the class
-# axis, or None where the label indexes each item's scores flattened (Caffe's i * dim + label).
-LABEL_READERS = {"SoftmaxWithLoss": "softmax_param", "Accuracy": "accuracy_param",
-                 "InfogainLoss": "infogain_loss_param", "MultinomialLogisticLoss": None,
-                 "HingeLoss": None}
 BATCH_FIELDS = {"Data": "data_param", "ImageData": "image_data_param",
                 "MemoryData": "memory_data_param", "WindowData": "window_data_param"}
 
@@ -191,32 +187,12 @@ class _Recorder:
             handle.remove()
 
 
-def _label_classes(model: CaffeNet) -> dict[str, int]:
-    """Input name -> number of classes, for inputs that a classification layer reads as labels."""
-    shapes = model.blob_shapes()
-    layers = {layer.name: layer for layer in model.net.layer}
-    classes: dict[str, int] = {}
-    for step in model.steps:
-        if step.type not in LABEL_READERS or len(step.bottoms) < 2:
-            continue
-        label, scores = step.bottoms[1], shapes[step.bottoms[0]]
-        if label not in model.input_names:
-            continue
-        param = LABEL_READERS[step.type]
-        if param is None:
-            n = math.prod(scores[1:])
-        else:
-            n = scores[getattr(layers[step.layer], param).axis % len(scores)]
-        classes[label] = min(classes.get(label, n), n)
-    return classes
-
-
 def random_inputs(model: CaffeNet, seed: int = 0) -> dict[str, torch.Tensor]:
     """Seeded random inputs for every model input (float32 on the CPU): DummyData tops as Caffe
     fills them (their fillers), labels as integers below their classes (stored as floats, like
     Caffe's label blobs), the rest N(0, 1)."""
     generator = torch.Generator().manual_seed(seed)
-    classes = _label_classes(model)
+    classes = label_classes(model)
     inputs = dummy_data_values(model, generator)
     for name in model.input_names:
         if name in inputs:

@@ -63,7 +63,8 @@ class DataTransformer:
         channels, height, width = shape
         if self.mean is not None and self.mean.shape != tuple(shape):
             raise PrototxtError(f"the mean is {'x'.join(map(str, self.mean.shape))} but the data "
-                                f"is {channels}x{height}x{width}; they must match", field=self.where)
+                                f"is {channels}x{height}x{width}; they must match",
+                                self.param.mean_file or None, field=self.where)
         if self.mean is None and self.mean_value.size not in (0, 1, channels):
             raise PrototxtError(f"{self.mean_value.size} mean_value(s) for {channels} channels; "
                                 "give one or one per channel", field=self.where)
