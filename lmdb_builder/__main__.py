@@ -17,6 +17,7 @@ from .folders import plan_folder, plan_list
 from .images import DEFAULT_MAX_PIXELS, RESIZE_MODES
 from .inspection import (dataset_labels, describe, describe_damage, find_dbs, inspect_db,
                          sample_grid, verify_db, verify_mean)
+from .labels import report_labels
 from .mean import read_mean
 from .mnist import find_mnist_dir, load_mnist, plan_mnist
 from .plan import ImageSettings
@@ -177,6 +178,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if len(result.corrupt) > args.max_report:
             print(f"  ... and {len(result.corrupt) - args.max_report} more")
         bad += len(result.corrupt)
+        bad += report_labels(db, result, args.max_report)  # outside [0, lines of labels.txt)
         if db.name == "train_db" and len(result.shapes) == 1:
             problem = verify_mean(db.parent, next(iter(result.shapes)))
             if problem:
