@@ -12,7 +12,7 @@ from google.protobuf.message import Message
 from . import caffe_pb2, io
 from .cli import add_common_flags, run
 from .digits import MEAN_CHOICES, DatasetFacts, digits_split, write_split
-from .errors import PrototxtError
+from .errors import DigitsError, PrototxtError
 from .layer_types import KNOWN_LAYER_TYPES
 from .networks import STANDARD_NETWORKS, network_path
 from .upgrade import upgrade_net, upgrade_solver
@@ -116,10 +116,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _image_dims(text: str) -> tuple[int, int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)x([13])", text)
+    match = re.fullmatch(r"0*([1-9]\d*)x0*([1-9]\d*)x([13])", text)
     if not match:
-        raise argparse.ArgumentTypeError(f"--image must be HxWxC with C 1 or 3, e.g. 256x256x3; got {text!r}")
+        raise argparse.ArgumentTypeError(f"--image must be HxWxC with H, W at least 1 and C 1 or 3, "
+                                         f"e.g. 256x256x3; got {text!r}")
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 def cmd_split(args: argparse.Namespace) -> int:
@@ -133,13 +144,21 @@ def cmd_split(args: argparse.Namespace) -> int:
         if not labels.is_file():
             raise PrototxtError("give --classes N, or a --dataset folder that has labels.txt", labels)
         classes = sum(1 for line in labels.read_text().splitlines() if line.strip())
+        if not classes:
+            raise PrototxtError("labels.txt names no class (one per line); give --classes N",
+                                labels)
     # A dataset folder that exists here tells whether it has a val set; a path from another
     # machine (a DIGITS job being reproduced) is taken to have one, as DIGITS' default.
     has_val = (dataset / "val_db").exists() if dataset.is_dir() else True
     facts = DatasetFacts(num_classes=classes, height=height, width=width, channels=channels,
                          dataset_dir=str(dataset), has_val_set=has_val)
-    split = digits_split(network, facts, crop_size=args.crop, use_mean=args.mean,
-                         batch_size=args.batch_size)
+    try:
+        split = digits_split(network, facts, crop_size=args.crop, use_mean=args.mean,
+                             batch_size=args.batch_size)
+    except DigitsError as exc:  # DIGITS' checks name no file: the network is what is split
+        if exc.path is not None:
+            raise
+        raise DigitsError(exc.message, source, field=exc.field) from None
     write_split(split, Path(args.out))
     shape = "x".join(map(str, split.deploy.input_shape[0].dim))
     print(f"wrote {args.out}/original.prototxt, train_val.prototxt ({len(split.train_val.layer)} "
@@ -178,13 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write original.prototxt, train_val.prototxt and deploy.prototxt "
                                    "exactly as DIGITS 6.1 would for a classification dataset.")
     p.add_argument("network", help=f"a .prototxt, or a standard network: {', '.join(STANDARD_NETWORKS)}")
-    p.add_argument("--classes", type=int, help="number of classes (default: lines of DATASET/labels.txt)")
+    p.add_argument("--classes", type=_positive, help="number of classes (default: lines of DATASET/labels.txt)")
     p.add_argument("--image", type=_image_dims, required=True, metavar="HxWxC",
                    help="dataset image size, e.g. 256x256x3 or 28x28x1")
-    p.add_argument("--crop", type=int, help="crop size (DIGITS' form field; must fit the image)")
+    p.add_argument("--crop", type=_positive, help="crop size (DIGITS' form field; must fit the image)")
     p.add_argument("--mean", choices=MEAN_CHOICES, default="image", help="mean subtraction (default image)")
     p.add_argument("--dataset", default=".", help="dataset job folder (train_db, val_db, mean.binaryproto)")
-    p.add_argument("--batch-size", type=int, help="batch size for train and val (default: the network's)")
+    p.add_argument("--batch-size", type=_positive, help="batch size for train and val (default: the network's)")
     p.add_argument("--out", required=True, help="folder to write the three files into")
     p.set_defaults(func=cmd_split)
 

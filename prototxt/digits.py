@@ -270,6 +270,16 @@ def digits_split(network: NetParameter, facts: DatasetFacts, crop_size: int | No
     """
     if facts.backend != "lmdb":
         raise PrototxtError(f"dataset backend {facts.backend!r} is not supported (only lmdb)")
+    # a net for 0 classes or a 0-pixel image parses but cannot be built or trained
+    _require(facts.num_classes >= 1, f"the dataset must have at least 1 class, not "
+                                      f"{facts.num_classes} (its labels.txt names the classes)")
+    _require(facts.height >= 1 and facts.width >= 1, f"the dataset's images must be at least 1x1, "
+                                                     f"not {facts.height}x{facts.width}")
+    _require(facts.channels in (1, 3), f"the dataset's images have 1 or 3 channels, not "
+                                       f"{facts.channels}")
+    _require(crop_size is None or crop_size >= 1, f"crop_size must be positive, not {crop_size}")
+    _require(batch_size is None or batch_size >= 1,
+             f"batch_size must be positive, not {batch_size}")
     if use_mean not in MEAN_CHOICES:
         raise PrototxtError(f"use_mean must be one of {', '.join(MEAN_CHOICES)}, not "
                             f"{use_mean!r}", field="use_mean")
