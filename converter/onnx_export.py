@@ -129,7 +129,7 @@ def read_mean(path: Path, channels: int) -> np.ndarray:
     if len(dims) < 3 or dims[-3] != channels:
         raise ConverterError(f"the mean blob has shape {list(dims)}; the net takes {channels} "
                              "channels", path)
-    return blob_array(blob).reshape(-1, *dims[-3:])[0].astype("<f4")
+    return blob_array(blob, path).reshape(-1, *dims[-3:])[0].astype("<f4")
 
 
 class _Probabilities(nn.Module):

@@ -90,15 +90,16 @@ def _require(ok: bool, message: str, layer: str | None = None) -> None:
 
 
 def mean_pixel_from_blob(blob: caffe_pb2.BlobProto, channels: int, height: int,
-                         width: int) -> list[float]:
+                         width: int, path: str | None = None) -> list[float]:
     """Per-channel mean of a mean image blob, in the blob's (BGR) channel order.
 
     DIGITS' get_mean_pixel: the data reshaped to (C, H, W), averaged over H, then over W.
+    `path` (the mean file) is named in errors.
     """
-    data = blob_array(blob, dtype=np.float64).ravel()  # any storage (blobs.py)
+    data = blob_array(blob, path, dtype=np.float64).ravel()  # any storage (blobs.py)
     if data.size != channels * height * width:
         raise PrototxtError(f"mean blob has {data.size} values, expected {channels}x{height}x"
-                            f"{width} = {channels * height * width}")
+                            f"{width} = {channels * height * width}", path)
     return [float(v) for v in data.reshape(channels, height, width).mean(1).mean(1)]
 
 
@@ -285,7 +286,7 @@ def digits_split(network: NetParameter, facts: DatasetFacts, crop_size: int | No
                             f"{use_mean!r}", field="use_mean")
     if use_mean == "pixel" and mean_pixel is None:
         mean_pixel = mean_pixel_from_blob(read_blob(facts.mean_file), facts.channels,
-                                          facts.height, facts.width)
+                                          facts.height, facts.width, facts.mean_file)
 
     original = NetParameter()
     original.CopyFrom(network)

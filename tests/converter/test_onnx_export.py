@@ -216,3 +216,15 @@ def test_pixel_mean_from_digits_settings(seed_job, tmp_path):
     assert json.loads(meta["mean_pixel"]) == [104, 117, 123] and meta["scale"] == "0.5"
     none = JobFiles(seed_job / "deploy.prototxt", tmp_path / "w", info={"mean subtraction": "none"})
     assert preprocessing_metadata(model, none, seed_job / "mean.binaryproto", [])["mean_type"] == "none"
+
+
+def test_a_mean_whose_values_do_not_fill_its_shape_is_named(tmp_path):
+    # issue 14: the error said "<string>" instead of the mean file
+    from converter.onnx_export import read_mean
+    from prototxt import caffe_pb2, write_binary
+    from prototxt.errors import PrototxtError
+    blob = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[1, 1, 4, 5]), data=[1.0] * 7)
+    path = write_binary(blob, tmp_path / "mean.binaryproto")
+    with pytest.raises(PrototxtError) as err:
+        read_mean(path, 1)
+    assert str(err.value).startswith(str(path)) and "<string>" not in str(err.value)

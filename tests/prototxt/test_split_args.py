@@ -46,3 +46,13 @@ def test_library_refuses_empty_facts(facts, message):
     given = dict(num_classes=10, height=28, width=28, channels=1, dataset_dir="/d")
     with pytest.raises(DigitsError, match=message):
         digits_split(build_network("lenet"), DatasetFacts(**{**given, **facts}))
+
+
+def test_pixel_mean_that_does_not_fit_names_the_mean_file(tmp_path, capsys):
+    from prototxt import caffe_pb2, write_binary
+    blob = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[1, 1, 4, 4]), data=[1.0] * 16)
+    write_binary(blob, tmp_path / "mean.binaryproto")
+    assert main(["split", "lenet", "--image", "28x28x1", "--classes", "3", "--mean", "pixel",
+                 "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'mean.binaryproto'}: mean blob has 16 values")

@@ -133,3 +133,17 @@ def test_trainer_run_label_out_of_range_names_the_loss_layer(tmp_path, rng):
     with pytest.raises(DataError, match=r"record 6 \(key '00000006_99'\) has label 99, but layer "
                                         r"'loss' \(SoftmaxWithLoss\) takes labels 0 to 2"):
         solver.solve()
+
+
+def test_a_mean_that_does_not_fit_names_the_mean_file(tmp_path, rng):
+    # issue 14: "<string>: the mean is 1x4x4 but the data is 1x6x10" named no file
+    from lmdb_builder.mean import write_mean
+    from trainer.data import source_spec
+    write_db(tmp_path / "train_db", rng)
+    write_mean(np.zeros((4, 4), np.uint8), tmp_path / "mean.binaryproto")
+    lay = layer(tmp_path, transform=f'mean_file: "{tmp_path / "mean.binaryproto"}"')
+    make = BatchMaker(source_spec(lay, caffe_pb2.TRAIN, 3, "net.prototxt"))
+    with pytest.raises(DataError) as err:
+        make.raw(0, np.empty(make.batch_shape, np.uint8))
+    assert str(err.value).startswith(f"{tmp_path / 'mean.binaryproto'}: layer 'd' transform_param: "
+                                     "the mean is 1x4x4 but the data is 1x6x10")
