@@ -259,3 +259,18 @@ def test_memory_limit_is_the_available_memory(monkeypatch):
         build_model(net)
     monkeypatch.setattr(memory, "machine_memory", lambda: memory.MachineMemory(1 << 30, need.total))
     assert build_model(net).fc.weight.shape == (1000, 3)
+
+
+def test_converter_onnx_refuses_a_net_too_big(tmp_path, capsys):
+    from converter.__main__ import main
+    from prototxt import write_text
+    deploy = tmp_path / "deploy.prototxt"
+    split = digits_split(build_network("lenet"), DatasetFacts(num_classes=10, height=28, width=28,
+                                                             channels=1, dataset_dir="/d"))
+    ip1 = next(l for l in split.deploy.layer if l.name == "ip1")
+    ip1.inner_product_param.num_output = 4_000_000_000
+    write_text(split.deploy, deploy)
+    assert main(["onnx", "--model", str(deploy), "--weights", str(tmp_path / "w.caffemodel"),
+                 "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {deploy}: layer 'ip1' (InnerProduct): the net is too big")
