@@ -177,11 +177,11 @@ def model_info(meta: Mapping[str, str], input_name: str, input_shape: tuple, out
         if len(pixel) not in (1, channels):
             raise InferenceError(f"mean_pixel has {len(pixel)} values for {channels} channels", where)
     elif mean_type != "none":
-        raise InferenceError(f"mean_type {mean_type!r} is not image, pixel or none", where)
+        raise InferenceError(f"mean_type {_shown(mean_type)} is not image, pixel or none", where)
     resize_mode = meta.get("resize_mode", "squash")
     if resize_mode not in ("squash", "crop", "fill", "half_crop"):
-        raise InferenceError(f"resize_mode {resize_mode!r} is not squash, crop, fill or half_crop",
-                             where)
+        raise InferenceError(f"resize_mode {_shown(resize_mode)} is not squash, crop, fill or "
+                             "half_crop", where)
     known = {"labels", "input_name", "output_name", "input_shape", "channel_order", "resize_mode",
              "dataset_image_size", "mean_type", "mean_pixel", "mean_shape", "mean_data", "scale",
              "preprocessing"}
