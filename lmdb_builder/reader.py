@@ -13,6 +13,11 @@ record at the end; each record becomes a uint8 CxHxW **BGR** array (datum.py).
 
 A DatumDB may be handed to worker processes (e.g. a PyTorch DataLoader): the LMDB environment
 is opened lazily and again in each process that uses it.
+
+Every open first checks data.mdb (`check_data_file`: three small reads, no scan), so a truncated
+file or a damaged meta or root page is a BuilderError naming the file, not a SIGBUS. Damage deeper
+in the tree can still kill the process that reads that record; `IsolatedItems` reads in a child
+process for inspect and verify, which report where reading stopped and what is readable.
 """
 from __future__ import annotations
 
