@@ -146,7 +146,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return main_with_commands(build_parser(), argv)
+    from lmdb_builder.errors import BuilderError  # a damaged or missing dataset: one line too
+    return main_with_commands(build_parser(), argv, errors=(BuilderError,))
 
 
 if __name__ == "__main__":

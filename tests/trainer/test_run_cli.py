@@ -119,3 +119,16 @@ def test_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path, rn
         for x, y in zip(la.blobs, lb.blobs):
             np.testing.assert_allclose(blob_array(x), blob_array(y), rtol=1e-5, atol=1e-6)
     assert any(len(l.blobs) for l in a.layer)
+
+
+def test_a_truncated_dataset_is_one_error_line_not_a_traceback(tmp_path, rng, capsys):
+    from trainer.__main__ import main
+    from . import tiny
+    tiny.make_dataset(tmp_path / "data", rng, n_train=22, n_val=14)
+    job = tiny.write_job(tmp_path / "job", tmp_path / "data", max_iter=2, test_interval=0,
+                         snapshot=0)
+    mdb = tmp_path / "data" / "train_db" / "data.mdb"
+    mdb.write_bytes(mdb.read_bytes()[:9000])
+    assert main(["run", str(job), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "data.mdb" in err
