@@ -6,21 +6,12 @@ import json
 import sys
 
 from lmdb_builder import BuilderError
-from prototxt.cli import command_parser, main_with_commands
+from prototxt.cli import command_parser, main_with_commands, positive_int
 
 from .errors import InferenceError
 
 PROVIDER_CHOICES = ("cpu", "cuda", "tensorrt")
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
-    return value
 
 
 def _batches(text: str) -> list[int]:
@@ -117,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "dataset's resize, the mean image, top-5 with percents.")
     _model_flags(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=_positive, default=5, help="classes shown per image (default 5)")
+    p.add_argument("--top", type=positive_int, default=5, help="classes shown per image (default 5)")
     p.add_argument("--drawing", action="store_true",
                    help="prepare each image as a drawn digit first (crop, 20x20, centre of mass)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -132,9 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("list", metavar="LIST.txt")
     p.add_argument("--root", help="folder the relative paths start from (default: the list "
                                   "file's folder)")
-    p.add_argument("--top", type=_positive, default=5, help="k of top-k accuracy (default 5)")
-    p.add_argument("--batch", type=_positive, default=64, help="images per run (default 64)")
-    p.add_argument("--workers", type=_positive, default=4, help="image-loading threads (default 4)")
+    p.add_argument("--top", type=positive_int, default=5, help="k of top-k accuracy (default 5)")
+    p.add_argument("--batch", type=positive_int, default=64, help="images per run (default 64)")
+    p.add_argument("--workers", type=positive_int, default=4, help="image-loading threads (default 4)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_classify_many)
 
@@ -155,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     _model_flags(p)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
-    p.add_argument("--max-batch", type=_positive, default=32, help="images per run (default 32)")
+    p.add_argument("--max-batch", type=positive_int, default=32, help="images per run (default 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to share its run (default 5)")
-    p.add_argument("--concurrency", type=_positive, default=1,
+    p.add_argument("--concurrency", type=positive_int, default=1,
                    help="ONNX Runtime runs at once (default 1; more can help on a GPU)")
-    p.add_argument("--max-upload-mb", type=_positive, default=5, help="default 5")
-    p.add_argument("--max-pixels", type=_positive, default=None,
+    p.add_argument("--max-upload-mb", type=positive_int, default=5, help="default 5")
+    p.add_argument("--max-pixels", type=positive_int, default=None,
                    help="refuse larger images (default: 1048576 = 1024x1024 for a digit model, "
                         "4194304 = 2048x2048 for others)")
     p.add_argument("--access-log", action="store_true", help="log every request")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import lmdb
-from prototxt.cli import command_parser, main_with_commands
+from prototxt.cli import command_parser, main_with_commands, positive_int
 
 from .build import BuildOptions, BuildResult, build_dataset
 from .datum import ENCODINGS
@@ -39,12 +39,6 @@ def _percent(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
-
 
 def _add_build_flags(p: argparse.ArgumentParser, size: str, channels: int) -> None:
     g = p.add_argument_group("dataset")
@@ -62,16 +56,16 @@ def _add_build_flags(p: argparse.ArgumentParser, size: str, channels: int) -> No
                    help="keep the list order in the databases (DIGITS shuffles)")
     g.add_argument("--strict", action="store_true",
                    help="stop at the first image that cannot be read (default: skip it with a warning)")
-    g.add_argument("--workers", type=_positive, default=None,
+    g.add_argument("--workers", type=positive_int, default=None,
                    help=f"encoding processes (default: all cores, {default_workers()} here)")
-    g.add_argument("--max-pixels", type=_positive, default=DEFAULT_MAX_PIXELS,
+    g.add_argument("--max-pixels", type=positive_int, default=DEFAULT_MAX_PIXELS,
                    help=f"refuse larger images as decompression bombs (default {DEFAULT_MAX_PIXELS})")
     g.add_argument("--force", action="store_true", help="replace an existing dataset folder")
 
 
 def _split_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-per-class", type=int, default=2, help="DIGITS' minimum per class (default 2)")
-    p.add_argument("--max-per-class", type=_positive, default=None, help="keep at most N per class")
+    p.add_argument("--max-per-class", type=positive_int, default=None, help="keep at most N per class")
 
 
 def _settings(args: argparse.Namespace) -> tuple[ImageSettings, BuildOptions]:
@@ -211,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="all 60,000 train images for training, the 10,000 test images as validation")
     p.add_argument("--test-percent", type=_percent, default=0, help="per-class test share (default 0)")
     p.add_argument("--min-per-class", type=int, default=2, help=argparse.SUPPRESS)
-    p.add_argument("--limit", type=_positive, help="use only the first N images of each idx file")
+    p.add_argument("--limit", type=positive_int, help="use only the first N images of each idx file")
     _add_build_flags(p, "28", 1)
     p.set_defaults(func=cmd_mnist)
 
@@ -224,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mnist-dir", help="folder with the four idx .gz files (default $REDIGITS_MNIST_DIR)")
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--no-invert", dest="invert", action="store_false")
-    p.add_argument("--limit", type=_positive, help="only the first N images")
+    p.add_argument("--limit", type=positive_int, help="only the first N images")
     p.add_argument("--force", action="store_true", help="replace an existing split folder")
     p.set_defaults(func=cmd_mnist_images)
 
@@ -256,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "grid of evenly spaced samples into a PNG.")
     p.add_argument("path", metavar="PATH")
     p.add_argument("--grid", help="PNG to draw the samples into (default <dataset>_<db>_samples.png here)")
-    p.add_argument("--samples", type=_positive, default=64, help="samples in the grid (default 64)")
+    p.add_argument("--samples", type=positive_int, default=64, help="samples in the grid (default 64)")
     p.add_argument("--no-grid", action="store_true", help="draw no picture")
     p.set_defaults(func=cmd_inspect)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from . import caffe_pb2, io
-from .cli import add_common_flags, run
+from .cli import add_common_flags, positive_int, run
 from .digits import MEAN_CHOICES, DatasetFacts, digits_split, write_split
 from .errors import DigitsError, PrototxtError
 from .layer_types import KNOWN_LAYER_TYPES
@@ -123,15 +123,6 @@ def _image_dims(text: str) -> tuple[int, int, int]:
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return value
-
 
 def cmd_split(args: argparse.Namespace) -> int:
     source = network_path(args.network) if args.network in STANDARD_NETWORKS else Path(args.network)
@@ -197,13 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write original.prototxt, train_val.prototxt and deploy.prototxt "
                                    "exactly as DIGITS 6.1 would for a classification dataset.")
     p.add_argument("network", help=f"a .prototxt, or a standard network: {', '.join(STANDARD_NETWORKS)}")
-    p.add_argument("--classes", type=_positive, help="number of classes (default: lines of DATASET/labels.txt)")
+    p.add_argument("--classes", type=positive_int, help="number of classes (default: lines of DATASET/labels.txt)")
     p.add_argument("--image", type=_image_dims, required=True, metavar="HxWxC",
                    help="dataset image size, e.g. 256x256x3 or 28x28x1")
-    p.add_argument("--crop", type=_positive, help="crop size (DIGITS' form field; must fit the image)")
+    p.add_argument("--crop", type=positive_int, help="crop size (DIGITS' form field; must fit the image)")
     p.add_argument("--mean", choices=MEAN_CHOICES, default="image", help="mean subtraction (default image)")
     p.add_argument("--dataset", default=".", help="dataset job folder (train_db, val_db, mean.binaryproto)")
-    p.add_argument("--batch-size", type=_positive, help="batch size for train and val (default: the network's)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size for train and val (default: the network's)")
     p.add_argument("--out", required=True, help="folder to write the three files into")
     p.set_defaults(func=cmd_split)
 
