@@ -39,6 +39,10 @@ class PrototxtError(Exception):
         self.field = shorten(field) if field is not None else None
         super().__init__(self.__str__())
 
+    def __reduce__(self):
+        # whole across processes (worker pools), whatever a subclass's __init__ takes
+        return _rebuild, (type(self), self.args, self.__dict__)
+
     def where(self) -> str:
         where = self.path or "<string>"
         if self.line is not None:
@@ -51,6 +55,13 @@ class PrototxtError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where()}: {self.message}"
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> PrototxtError:
+    error = Exception.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class DigitsError(PrototxtError):

@@ -1,7 +1,6 @@
 """Child processes of a process, from /proc (Linux), for kill tests."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -45,4 +44,7 @@ def descendants(pid: int) -> set[int]:
     return out
 
 
-__all__ = ["alive", "children", "descendants", "wait_for", "os"]
+def assert_gone(pids: set[int], timeout: float = 10) -> None:
+    """Every process in `pids` has ended within `timeout` seconds (no orphans left)."""
+    assert wait_for(lambda: not any(alive(p) for p in pids), timeout), \
+        f"orphans left: {[p for p in pids if alive(p)]}"

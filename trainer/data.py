@@ -58,11 +58,8 @@ BAD_RECORDS = ("stop", "skip")
 
 
 class DataError(PrototxtError):
-    """A batch could not be made: a damaged record, a label out of range, a size mismatch.
-    Pickles with its message and file, so it reads the same when raised in a worker process."""
-
-    def __reduce__(self):
-        return (DataError, (self.message, self.path))
+    """A batch could not be made: a damaged record, a label out of range, a size mismatch
+    (pickles whole, as every PrototxtError, so it reads the same from a worker process)."""
 
 
 @dataclass(frozen=True)
@@ -215,8 +212,6 @@ class BatchMaker:
     def _check_transform(self, index: int, image: np.ndarray) -> None:
         try:
             self.transformer.check(image.shape)
-        except DataError:
-            raise
         except PrototxtError as exc:  # the mean names its file; crop and mean_value the data
             where = f"{exc.field}: " if exc.field else ""
             raise DataError(f"{where}{exc.message} (record {index}, key '{self._key(index)}')",
@@ -240,10 +235,10 @@ class BatchMaker:
             window = self.transformer.crop_uint8(image, draw)
             if window.shape != out.shape[1:]:
                 raise DataError(f"layer '{self.spec.layer}': record {index} gives "
-                                    f"{'x'.join(map(str, window.shape))} after the transform, the "
-                                    f"batch is {'x'.join(map(str, out.shape[1:]))}; every image of "
-                                    f"a Data layer must have one size (or use crop_size)",
-                                    self.spec.path)
+                                f"{'x'.join(map(str, window.shape))} after the transform, the "
+                                f"batch is {'x'.join(map(str, out.shape[1:]))}; every image of "
+                                f"a Data layer must have one size (or use crop_size)",
+                                self.spec.path)
             out[j] = window
             h_off[j], w_off[j], mirror[j], labels[j] = draw.h_off, draw.w_off, draw.mirror, label
             indices.append(index)
@@ -278,12 +273,7 @@ def _worker_init(specs: list[SourceSpec], parent: int) -> None:
 
 def _worker_raw(source: int, k: int, segment: str, slot: int) -> Draws:
     maker = _WORKER_MAKERS[source]
-    try:
-        return maker.raw(k, attach(segment, maker.batch_shape)[slot])
-    except DataError:
-        raise
-    except PrototxtError as exc:  # crosses to the trainer whole (PrototxtError does not pickle)
-        raise DataError(exc.message, exc.path) from None
+    return maker.raw(k, attach(segment, maker.batch_shape)[slot])
 
 
 class Batches:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.process_tree import alive, descendants, wait_for
+from tests.process_tree import assert_gone, descendants, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -25,8 +25,7 @@ def test_sigkill_of_a_build_ends_its_workers(tmp_path, mnist_dir):
         workers = descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert wait_for(lambda: not any(alive(p) for p in workers), 10), \
-            f"orphans left: {[p for p in workers if alive(p)]}"
+        assert_gone(workers)
         assert not out.exists()   # only a temporary folder can be left; never a half dataset
     finally:
         if proc.poll() is None:
@@ -46,7 +45,7 @@ def test_sigterm_of_a_build_cleans_up_and_exits_143(tmp_path, mnist_dir):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 143
         assert "terminated (SIGTERM)" in proc.stderr.read()
-        assert wait_for(lambda: not any(alive(p) for p in workers), 10)
+        assert_gone(workers)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -235,3 +235,16 @@ def test_long_file_paths_are_quoted_whole(tmp_path):
     deep = tmp_path / ("jobs-" + "x" * 60) / ("20190317-025154-" + "y" * 60) / "train_db"
     error = PrototxtError(f"no LMDB at {deep}", "net.prototxt")
     assert str(deep) in str(error)
+
+
+def test_errors_pickle_whole_whatever_their_constructor():
+    """Worker processes send them back to the trainer: every field must survive."""
+    import pickle
+
+    from prototxt.blobs import BlobError
+    for error in (PrototxtError("bad token", "net.prototxt", 3, 7, field="layer"),
+                  BlobError("12 bytes, expected 16", "w.caffemodel", layer="conv1", index=1,
+                            expected=16, found=12)):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error)
+        assert copy.__dict__ == error.__dict__

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.process_tree import alive, descendants, wait_for
+from tests.process_tree import assert_gone, descendants, wait_for
 
 from . import tiny
 
@@ -28,8 +28,7 @@ def test_sigkill_of_the_trainer_ends_its_workers(tmp_path, rng):
         workers = descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert wait_for(lambda: not any(alive(p) for p in workers), 10), \
-            f"orphans left: {[p for p in workers if alive(p)]}"
+        assert_gone(workers)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -49,7 +48,7 @@ def test_sigterm_stops_like_ctrl_c_snapshot_and_exit_143(tmp_path, rng):
         workers = descendants(proc.pid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 143
-        assert wait_for(lambda: not any(alive(p) for p in workers), 10)
+        assert_gone(workers)
     finally:
         if proc.poll() is None:
             proc.kill()
