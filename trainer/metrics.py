@@ -3,6 +3,9 @@
 metrics.csv is long format, one value per row: iteration, epoch, phase (train | val | lr), name
 (the net output, e.g. loss or accuracy; "lr" for the learning rate), value. A resumed run
 appends, dropping rows past its start iteration so the file never holds two futures.
+
+The same rows also go to TensorBoard event files in JOB_DIR/tensorboard/ when the tensorboard
+package is installed (tensorboard.py); close() ends them.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from prototxt import atomic_write
+
+from .tensorboard import open_scalars
 
 HEADER = ["iteration", "epoch", "phase", "name", "value"]
 CHART_EVERY_S = 30.0  # redraw the PNG at most this often while training (it costs ~0.5 s)
@@ -33,21 +38,32 @@ class Metrics:
                 self.rows = [r for r in reader if len(r) == 5 and int(r[0]) < start_iteration]
         if enabled:
             self._write()
+        self.tensorboard = open_scalars(folder, start_iteration) if enabled else None
 
     def add(self, iteration: int, epoch: float, phase: str, values: dict[str, float]) -> None:
         if not self.enabled:
             return
         for name, value in values.items():
             self.rows.append([iteration, f"{epoch:.6f}", phase, name, f"{value:.9g}"])
+        if self.tensorboard is not None:
+            self.tensorboard.add(iteration, phase, values)
 
     def flush(self, chart: bool = False, force: bool = False) -> None:
         """Write metrics.csv; redraw the chart when asked and (unless forced) not drawn lately."""
         if not self.enabled:
             return
         self._write()
+        if self.tensorboard is not None:
+            self.tensorboard.flush()
         if chart and (force or time.monotonic() - self._charted >= CHART_EVERY_S):
             self.chart()
             self._charted = time.monotonic()
+
+    def close(self) -> None:
+        """End the TensorBoard event file (metrics.csv is complete after each flush)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     def _write(self) -> None:
         buf = io.StringIO()

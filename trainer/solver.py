@@ -371,6 +371,7 @@ class Solver:
             for sig, handler in (previous or {}).items():
                 signal.signal(sig, handler)
             self.metrics.flush(chart=True, force=True)
+            self.metrics.close()
             self.batches.close()
             self.log.close()
             distributed.stop(self.dist)
