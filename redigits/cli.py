@@ -109,11 +109,11 @@ def _reserved() -> set[str]:
     return names
 
 
-def iter_commands(packages: Sequence[Package] = PACKAGES) -> Iterator[Command]:
+def iter_commands() -> Iterator[Command]:
     """Every routed command, package by package (importing each package's command line only
     when the walk reaches it). Commands shadowed by an earlier package are not yielded."""
     reserved, taken = _reserved(), set()
-    for p in packages:
+    for p in PACKAGES:
         for name, help_text in package_commands(p.module):
             if p.group:
                 yield Command((p.group, name), p.module, name, help_text)
