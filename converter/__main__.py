@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from prototxt import STANDARD_NETWORKS, build_network, read_net
-from prototxt.cli import command_parser, main_with_commands
+from prototxt.cli import command_parser, main_with_commands, positive_int
 
 from .errors import ConverterError
 from .layers.batch_norm import LAYOUTS
@@ -56,14 +56,17 @@ def cmd_shapes(args: argparse.Namespace) -> int:
 
 
 def cmd_onnx(args: argparse.Namespace) -> int:
-    from .onnx_export import export_job
+    from .deploy import export_deployment
     if args.job and (args.model or args.weights):
         raise ConverterError("give either --job or --model/--weights, not both")
-    report = export_job(args.out, job=args.job, deploy=args.model, weights=args.weights,
-                        mean=args.mean, labels=args.labels, resize_mode=args.resize_mode,
-                        scale=args.scale, opset=args.opset, tolerance=args.tolerance,
-                        snapshot=args.snapshot, dataset=args.dataset,
-                        batchnorm=args.batchnorm)
+    report = export_deployment(args.out, job=args.job, deploy=args.model, weights=args.weights,
+                               mean=args.mean, labels=args.labels, resize_mode=args.resize_mode,
+                               scale=args.scale, opset=args.opset, tolerance=args.tolerance,
+                               snapshot=args.snapshot, dataset=args.dataset,
+                               batchnorm=args.batchnorm, int8=args.int8, fp16=args.fp16,
+                               calibrate=args.calibrate,
+                               calibration_images=args.calibration_images, triton=args.triton,
+                               triton_name=args.triton_name, max_batch_size=args.max_batch_size)
     print(report.summary())
     return 0
 
@@ -143,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="max abs difference PyTorch vs ONNX Runtime (default 1e-4)")
     p.add_argument("--out", required=True, help="the .onnx file to write")
+    deploy = p.add_argument_group("deployment exports (converter/quantize.py, half.py, triton.py)")
+    precision = deploy.add_mutually_exclusive_group()
+    precision.add_argument("--int8", action="store_true", help="write a static QDQ int8 model "
+                           "(ONNX Runtime's quantizer, per-channel weights), calibrated on "
+                           "--calibrate; refused below 99 %% top-1 agreement with fp32 there")
+    precision.add_argument("--fp16", action="store_true", help="write a float16 model for GPUs "
+                           "(float32 input/output kept); checked like --int8 on --calibrate")
+    deploy.add_argument("--calibrate", metavar="DATASET_DIR", help="the dataset job folder whose "
+                        "val_db calibrates --int8 and checks --int8/--fp16, fed as the model's "
+                        "metadata says")
+    deploy.add_argument("--calibration-images", type=positive_int, metavar="N", help="val_db "
+                        "records used, evenly spread (default 500, or all if fewer)")
+    deploy.add_argument("--triton", metavar="REPO_DIR", help="also write REPO_DIR/NAME/"
+                        "config.pbtxt, 1/model.onnx and labels.txt for Triton's ONNX Runtime "
+                        "backend")
+    deploy.add_argument("--triton-name", metavar="NAME", help="the Triton model name (default: "
+                        "the --out file's stem)")
+    deploy.add_argument("--max-batch-size", type=int, metavar="N", help="Triton max_batch_size "
+                        "(default 32; 0 when the model's batch dimension is fixed)")
     p.set_defaults(func=cmd_onnx)
 
     p = sub.add_parser("layers", help="list the supported Caffe layer types (docs/supported_layers.md)")

@@ -1,0 +1,85 @@
+"""fp16 export for GPUs: weights and arithmetic in float16, input and output kept float32.
+
+    python -m converter onnx --job MODEL_DIR --out model-fp16.onnx --fp16 --calibrate DATASET_DIR
+
+ONNX Runtime's own converter (`onnxruntime.transformers.float16.convert_float_to_float16`,
+the same code as onnxconverter-common's) turns every float initializer and op into float16 and,
+with `keep_io_types`, puts a Cast at the graph's input and output, so a consumer still feeds
+float32 N x C x H x W and gets float32 probabilities: `python -m inference` runs the file
+unchanged. Values beyond float16's range are clamped to +-65504 and tiny ones to
++-5.96e-8 (its smallest subnormal); a Caffe net's mean-subtracted pixels (|x| <= 255) and
+trained weights are far inside it.
+
+The self-check (agreement.py) runs the fp16 model where ONNX Runtime can: on the CPU provider
+(ONNX Runtime >= 1.17 has float16 kernels or inserts its own casts for the ops of the nets we
+export: Conv, Gemm, pooling, LRN, Concat, Softmax), else on CUDA when present; the report names
+the provider. When no provider here can run it, the export says so and writes the file
+unchecked (the machine it is meant for is the GPU one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .agreement import MIN_AGREEMENT, Agreement, require, session, top1_agreement
+from .calibration import CalibrationSet
+from .errors import ConverterError
+from .quantize import metadata_of, set_metadata
+
+
+def convert_fp16(fp32: bytes) -> bytes:
+    """The float16 model of `fp32` (serialized ONNX), float32 input/output, metadata copied."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    proto = onnx.load_from_string(fp32)
+    meta = metadata_of(proto)
+    try:
+        half = convert_float_to_float16(proto, keep_io_types=True)
+    except Exception as exc:  # the converter's own errors
+        raise ConverterError(f"float16 conversion failed: {type(exc).__name__}: {exc}") from exc
+    meta["precision"] = "fp16"
+    set_metadata(half, meta)
+    return half.SerializeToString()
+
+
+@dataclass(frozen=True)
+class HalfResult:
+    data: bytes
+    agreement: Agreement | None
+    note: str            # where the check ran, or why it did not
+
+
+def runnable_session(data: bytes):
+    """(session, None) on the first provider that loads `data`, else (None, reasons)."""
+    import onnxruntime as ort
+    reasons = []
+    for provider in ("CPUExecutionProvider", "CUDAExecutionProvider"):
+        if provider not in ort.get_available_providers():
+            continue
+        try:
+            sess = session(data, provider)
+        except Exception as exc:  # e.g. NOT_IMPLEMENTED: no float16 kernel for an op
+            reasons.append(f"{provider}: {str(exc).splitlines()[0]}")
+            continue
+        if sess.get_providers()[0] == provider:
+            return sess, None
+        reasons.append(f"{provider}: not usable on this machine")
+    return None, "; ".join(reasons) or "no ONNX Runtime provider"
+
+
+def export_fp16(fp32: bytes, check: CalibrationSet, minimum: float = MIN_AGREEMENT,
+                where=None) -> HalfResult:
+    """Convert, then check top-1 agreement on `check` where a provider can run float16."""
+    data = convert_fp16(fp32)
+    sess, reason = runnable_session(data)
+    if sess is None:
+        return HalfResult(data, None, f"fp16 self-check not run: ONNX Runtime here cannot run "
+                                      f"the fp16 model ({reason}); check it on the GPU")
+    agreement = top1_agreement("fp16", fp32, sess, check.images, check.labels, check.describe())
+    require(agreement, minimum, where)
+    import onnx
+    proto = onnx.load_from_string(data)
+    meta = metadata_of(proto)
+    meta["fp16_check"] = agreement.summary()
+    set_metadata(proto, meta)
+    return HalfResult(proto.SerializeToString(), agreement, agreement.summary())
