@@ -1,0 +1,141 @@
+"""Reading the digits of an image with a single-digit classifier: the steps in order.
+
+    page (page.py) -> components (components.py), specks dropped -> lines (lines.py), each
+    deslanted -> pieces, wide components cut (cuts.py) -> cells (layout.py) -> digit spans
+    (path.py), all classified in one batch by the Classifier (its own drawing normalization:
+    ink box -> 20 x 20 -> centre of mass in 28 x 28) -> the best path per cell -> Reading.
+
+Bounded work: the working image is at most 2048 px a side (page.py), and a page with more
+than `max_pieces` pieces (about `max_pieces / 2` digits, since wide components are cut) or
+`max_runs` runs of ink is refused with a TooMuchInk error before anything is classified;
+the classifier then sees at most about MAX_SPAN x `max_pieces` candidates.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..classifier import Classifier, top_k
+from ..errors import BadImageError
+from ..images import ImageInput
+from .components import components
+from .cuts import pieces
+from .layout import columns_of, split_cells
+from .lines import estimate_slant, group_lines, line_image, shear_rows
+from .page import DIGIT_HEIGHT_MAX, DIGIT_HEIGHT_TARGET, load_page
+from .path import Span, best_path, legal_spans, span_score
+from .result import Box, Cell, Digit, Line, Reading, union_box
+
+SPECK_AREA = 0.01     # x H^2: smaller components ...
+SPECK_SIDE = 0.25     # ... whose longer side is also below this x H are specks
+PAD = 2
+
+
+class TooMuchInk(BadImageError):
+    """More ink than the reader's limits: the server answers 413."""
+
+    def __init__(self, message: str, path: str | None = None):
+        super().__init__(message, path, status=413)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    max_pieces: int = 2000     # about 1,000 digits
+    max_runs: int = 400_000    # horizontal runs of ink on the working image
+    top: int = 3               # predictions kept per digit
+
+
+def _page_components(page, limits: ReadLimits, where: str | None):
+    try:
+        found = components(page.mask, limits.max_runs)
+    except OverflowError as exc:
+        raise TooMuchInk(f"the image has {exc.args[0]} runs of ink, more than the reader's limit "
+                         f"of {limits.max_runs}; crop it to the digits or scan it with less "
+                         "noise", where) from None
+    return [c for c in found if c.area >= 3]
+
+
+def _typical_height(parts) -> float:
+    if not parts:
+        return 0.0
+    tallest = max(c.height for c in parts)
+    return float(np.median([c.height for c in parts if c.height >= 0.5 * tallest]))
+
+
+def _span_image(span: Span) -> Image.Image:
+    canvas = np.zeros((span.height + 2 * PAD, span.width + 2 * PAD), np.uint8)
+    canvas[PAD:-PAD, PAD:-PAD] = np.round(np.clip(span.ink, 0, 1) * 255).astype(np.uint8)
+    return Image.fromarray(canvas)
+
+
+def read_digits(classifier: Classifier, image: ImageInput,
+                limits: ReadLimits = ReadLimits()) -> Reading:
+    """Every digit of `image`, line by line, cell by cell (module docstring)."""
+    where = str(image) if isinstance(image, (str, os.PathLike)) else None
+    page = load_page(image)
+    parts = _page_components(page, limits, where)
+    height = _typical_height(parts)
+    if height > DIGIT_HEIGHT_MAX:
+        page = page.reduced(int(round(height / DIGIT_HEIGHT_TARGET)))
+        parts = _page_components(page, limits, where)
+        height = _typical_height(parts)
+    parts = [c for c in parts if c.area >= SPECK_AREA * height ** 2
+             or max(c.height, c.width) >= SPECK_SIDE * height]
+    if not parts:
+        return Reading([], page.size, notes=["no ink found"])
+
+    plans = []       # (line, slant, shifts, top, left, [(cell pieces, spans)])
+    total = 0
+    for line in group_lines(parts):
+        ink, top, left = line_image(line, page.amount)
+        slant = estimate_slant(ink)
+        sheared, shifts = shear_rows(ink, slant)
+        found = pieces(sheared, line.height)
+        total += len(found)
+        if total > limits.max_pieces:
+            raise TooMuchInk(f"more than {limits.max_pieces} pieces of digits (about "
+                             f"{limits.max_pieces // 2} digits), the reader's limit; read the "
+                             "page in parts", where)
+        cells = [(cell, legal_spans(cell, line.height)) for cell in split_cells(found, line.height)]
+        plans.append((line, slant, shifts, top, left, cells))
+
+    spans = [s for plan in plans for _, cell_spans in plan[5] for s in cell_spans]
+    if spans:
+        batch = np.stack([classifier.preprocess(_span_image(s), drawing=True) for s in spans])
+        probabilities = classifier.probabilities(batch)
+    else:
+        probabilities = np.zeros((0, len(classifier.labels)))
+
+    def box_of(span: Span, shifts: np.ndarray, top: int, left: int) -> Box:
+        ys, xs = np.nonzero(span.ink > 0)
+        ys, xs = ys + span.top, xs + span.left
+        xs = xs - shifts[ys] + left
+        ys = ys + top
+        s = page.scale
+        return (int(xs.min()) * s, int(ys.min()) * s,
+                min(page.size[0], (int(xs.max()) + 1) * s), min(page.size[1], (int(ys.max()) + 1) * s))
+
+    lines: list[Line] = []
+    k = 0
+    for line, slant, shifts, top, left, cells in plans:
+        read_cells = []
+        for cell_pieces, cell_spans in cells:
+            probs = probabilities[k:k + len(cell_spans)]
+            k += len(cell_spans)
+            tops = [top_k(p, classifier.info, max(1, limits.top)) for p in probs]
+            scores = [span_score(s, t[0].probability, line.height, t[0].label,
+                                 cell_pieces[s.start].crossings)
+                      for s, t in zip(cell_spans, tops)]
+            digits = [Digit(tops[i][0].label, tops[i][0].probability, tops[i],
+                            box_of(cell_spans[i], shifts, top, left))
+                      for i in best_path(cell_pieces, cell_spans, scores, line.height)]
+            if digits:
+                read_cells.append(Cell(digits, union_box([d.box for d in digits])))
+        if read_cells:
+            read_cells.sort(key=lambda c: c.box[0])
+            lines.append(Line(read_cells, union_box([c.box for c in read_cells]), slant))
+    notes = [] if lines else ["no digits found"]
+    return Reading(lines, page.size, columns_of([c for line in lines for c in line.cells]), notes)
