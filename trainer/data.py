@@ -253,10 +253,15 @@ class BatchMaker:
             return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[None]
         return image
 
-    def output_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the first record after force_color/force_gray, before the transform:
+        what Caffe's DataLayer reads from the database to shape its top."""
         _, image, _, _ = self._read(0)
         c = 3 if self.force_color else 1 if self.force_gray else image.shape[0]
-        return self.transformer.output_shape(c, image.shape[1], image.shape[2])
+        return c, image.shape[1], image.shape[2]
+
+    def output_shape(self) -> tuple[int, int, int]:
+        return self.transformer.output_shape(*self.image_shape())
 
 
 # -- worker processes ---------------------------------------------------------------------------

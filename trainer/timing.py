@@ -42,8 +42,9 @@ from typing import NamedTuple
 import torch
 
 from converter import CaffeNet, ConverterError, build_model, dummy_data_values
-from prototxt import (STANDARD_NETWORKS, DatasetFacts, caffe_pb2, digits_split, filter_net,
-                      make_state, network_path, read_net)
+from lmdb_builder import BuilderError
+from prototxt import (STANDARD_NETWORKS, DatasetFacts, PrototxtError, caffe_pb2, digits_split,
+                      filter_net, make_state, network_path, read_net)
 
 from .device import Precision, select_precision
 from .labels import LABEL_READERS, label_classes  # noqa: F401 (LABEL_READERS re-exported)
@@ -224,19 +225,33 @@ def multiply_adds(model: CaffeNet) -> dict[str, int]:
     return out
 
 
-def _check_data_shapes(net: NetParameter, phase: str, stages: Sequence[str],
-                       given: Mapping[str, Sequence[int]], source: str) -> None:
-    """Data layers get their image size from the database: insist on --input for them."""
+def _data_shapes(net: NetParameter, phase: str, stages: Sequence[str],
+                 given: Mapping[str, Sequence[int]], source: str) -> dict[str, tuple[int, ...]]:
+    """`given` plus, for each Data layer whose top is not in it, the image size (C, H, W) of its
+    database's first record after force_color/force_gray, read as Caffe's DataLayer does when
+    `caffe time` sets the net up (the source path as written, relative to the working folder;
+    batch_size and crop_size still come from the layer). A database that cannot be read names
+    the layer and asks for --input instead."""
+    from .data import BatchMaker, source_spec  # the LMDB reader, only for nets with Data layers
+    shapes = {name: tuple(shape) for name, shape in given.items()}
     for layer in filter_net(net, make_state(phase, 0, stages)).layer:
-        if layer.type == "Data" and len(layer.top) and layer.top[0] not in given:
-            top, p = layer.top[0], layer.data_param
+        if layer.type != "Data" or not len(layer.top) or layer.top[0] in shapes:
+            continue
+        top, p = layer.top[0], layer.data_param
+        try:
+            shapes[top] = BatchMaker(source_spec(layer, make_state(phase).phase, 0,
+                                                 source)).image_shape()
+        except (PrototxtError, BuilderError) as exc:  # no LMDB, no mean file, empty, damaged
+            reason = exc.message if isinstance(exc, PrototxtError) else str(exc)
+            reason = reason.removeprefix(f"layer '{layer.name}': ")  # named once, below
             crop = layer.transform_param.crop_size
             raise ConverterError(
-                f"the shape of top '{top}' comes from the database ({p.source or 'no source'});"
-                f" give it as --input {top}=CxHxW (the image size; batch_size {p.batch_size}"
-                f"{f' and crop_size {crop} come' if crop else ' comes'} from the layer) or "
-                f"input_shapes={{'{top}': (C, H, W)}}", source, layer=layer.name,
-                layer_type=layer.type)
+                f"the shape of top '{top}' comes from the database, which cannot be read: "
+                f"{reason}; give the image size as --input {top}=CxHxW (batch_size "
+                f"{p.batch_size}{f' and crop_size {crop} come' if crop else ' comes'} from the "
+                f"layer) or input_shapes={{'{top}': (C, H, W)}}", source, layer=layer.name,
+                layer_type=layer.type) from None
+    return shapes
 
 
 def with_batch(net: NetParameter, batch: int) -> NetParameter:
@@ -291,7 +306,7 @@ def time_net(net: CaffeNet | NetParameter | str | os.PathLike, iterations: int =
             net = read_net(net)
         source = source or f"<net {net.name or 'unnamed'}>"
         stages = tuple(stages)
-        _check_data_shapes(net, phase, stages, input_shapes or {}, source)
+        input_shapes = _data_shapes(net, phase, stages, input_shapes or {}, source)
         model = build_model(net, phase, stages, input_shapes=input_shapes, seed=seed,
                             source=source)
     model = precision.prepare_model(model)
@@ -356,7 +371,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", choices=("TRAIN", "TEST"), default="TRAIN", type=str.upper)
     p.add_argument("--stage", action="append", default=[], help="NetState stage (repeatable)")
     p.add_argument("--input", action="append", type=_input, default=[], metavar="NAME=SHAPE",
-                   help="input or Data-layer top shape, e.g. data=3x256x256 (repeatable)")
+                   help="input or Data-layer top shape, e.g. data=3x256x256 (repeatable; a Data "
+                        "layer's comes from its database's first record when not given)")
     p.add_argument("--batch", type=int, help="batch size (default: the net's)")
     p.add_argument("--classes", type=int,
                    help="standard networks: number of classes (default lenet 10, others 1000)")
