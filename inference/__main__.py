@@ -80,6 +80,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_read(args: argparse.Namespace) -> int:
+    from .read import ReadLimits, read_digits
+    clf = _classifier(args)
+    limits = ReadLimits(max_pieces=args.max_pieces)
+    readings = [(image, read_digits(clf, image, limits)) for image in args.images]
+    if args.json:
+        print(json.dumps({"model": str(clf.path), "provider": clf.provider, "results": [
+            {"image": image, **reading.as_dict()} for image, reading in readings]}, indent=2))
+        return 0
+    for image, reading in readings:
+        if len(readings) > 1 or not args.table:
+            print(f"{image}: {reading.confidence * 100:.1f} % confident"
+                  + (f" ({'; '.join(reading.notes)})" if reading.notes else ""),
+                  file=sys.stderr if args.table else sys.stdout)
+        if args.table:
+            sys.stdout.write(reading.csv())
+        else:
+            for line in reading.lines:
+                print(f"  {line.text}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import ServerSettings, serve
     settings = ServerSettings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
@@ -139,6 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CUDA: replay each batch size's run as one CUDA graph (fixed shapes)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = commands.add_parser("read", help="read numbers and tables of handwritten digits",
+                            description="Find the digits in each image (a number, a row, a "
+                                        "table), classify each with the model and print the "
+                                        "string per line; --table writes CSV, --json boxes, "
+                                        "top-3 and confidences.")
+    _model_flags(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--table", action="store_true",
+                   help="group the digits into rows and columns and print CSV")
+    p.add_argument("--json", action="store_true", help="print JSON (lines, cells, digits, boxes)")
+    p.add_argument("--max-pieces", type=positive_int, default=2000,
+                   help="refuse pages with more pieces of digits than this (default 2000, "
+                        "about 1000 digits)")
+    p.set_defaults(func=cmd_read)
 
     p = commands.add_parser("serve", help="HTTP server with a drawing page and dynamic batching",
                             description="Serve GET / (draw a digit), POST /predict (multipart "

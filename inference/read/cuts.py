@@ -34,6 +34,7 @@ class Piece:
     left: int
     ink: np.ndarray          # h x w float32, the piece's own ink (0 elsewhere in its box)
     crossings: int = 0       # strokes the cut on its left went through (0: a component's edge)
+    component: int = 0       # which component of the line it came from
 
     @property
     def bottom(self) -> int:
@@ -111,7 +112,7 @@ def cut_path(ink: np.ndarray, column: int, height: float) -> np.ndarray:
 def pieces(ink: np.ndarray, height: float) -> list[Piece]:
     """The line's ink (slant removed) as pieces: components, wide ones cut (module docstring)."""
     out: list[Piece] = []
-    for comp in components(ink > 0):
+    for number, comp in enumerate(components(ink > 0)):
         values = np.where(comp.mask, ink[comp.top:comp.bottom, comp.left:comp.right], 0)
         paths = [cut_path(values, c, height) for c in candidate_columns(comp.mask, height)]
         paths.sort(key=lambda p: p.mean())
@@ -129,7 +130,7 @@ def pieces(ink: np.ndarray, height: float) -> list[Piece]:
             rows, colsx = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
             r0, r1, c0, c1 = rows[0], rows[-1] + 1, colsx[0], colsx[-1] + 1
             piece = np.where(inside[r0:r1, c0:c1], values[r0:r1, c0:c1], 0).astype(np.float32)
-            out.append(Piece(comp.top + int(r0), comp.left + int(c0), piece, crossed))
+            out.append(Piece(comp.top + int(r0), comp.left + int(c0), piece, crossed, number))
             crossed = 0
     out.sort(key=lambda p: (p.centre, p.top))
     return out

@@ -26,7 +26,7 @@ from .cuts import pieces
 from .layout import columns_of, split_cells
 from .lines import estimate_slant, group_lines, line_image, shear_rows
 from .page import DIGIT_HEIGHT_MAX, DIGIT_HEIGHT_TARGET, load_page
-from .path import Span, best_path, legal_spans, span_score
+from .path import Span, best_path, legal_spans, span_score, tempered
 from .result import Box, Cell, Digit, Line, Reading, union_box
 
 SPECK_AREA = 0.01     # x H^2: smaller components ...
@@ -126,9 +126,10 @@ def read_digits(classifier: Classifier, image: ImageInput,
             probs = probabilities[k:k + len(cell_spans)]
             k += len(cell_spans)
             tops = [top_k(p, classifier.info, max(1, limits.top)) for p in probs]
-            scores = [span_score(s, t[0].probability, line.height, t[0].label,
+            soft = tempered(probs) if len(probs) else probs
+            scores = [span_score(s, float(soft[i].max()), line.height, tops[i][0].label,
                                  cell_pieces[s.start].crossings)
-                      for s, t in zip(cell_spans, tops)]
+                      for i, s in enumerate(cell_spans)]
             digits = [Digit(tops[i][0].label, tops[i][0].probability, tops[i],
                             box_of(cell_spans[i], shifts, top, left))
                       for i in best_path(cell_pieces, cell_spans, scores, line.height)]
