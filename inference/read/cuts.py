@@ -5,7 +5,8 @@ candidate cut columns are where, after the slant is taken out,
   - the column ink count n(x) (smoothed 1-2-1) has a local minimum (a thin joint),
   - the upper contour t(x) (first ink row) has a local maximum (a valley from above),
   - the lower contour b(x) (last ink row) has a local minimum (a valley from below),
-at least EDGE x H from either side, thinned to one per SPACING x H by the lowest n(x).
+at least EDGE x H from either side, with at most THIN x the component's 75th-percentile
+column count (a joint is thinner than the digits it joins), thinned to one per SPACING x H by the lowest n(x).
 Each column becomes a cut *path*: from the top row to the bottom, one pixel a row, moving at
 most one column a row within REACH x H of the column, crossing the least ink (cost per pixel:
 its ink + 0.05 per column away from the candidate, + 0.1 per sideways step; dynamic
@@ -25,6 +26,7 @@ WIDE = 0.35
 EDGE = 0.12
 SPACING = 0.2
 REACH = 0.2
+THIN = 0.75         # a candidate column holds at most this x the 75th percentile's ink
 CROSS_INK = 0.3      # a path pixel with more ink than this crosses a stroke
 
 
@@ -68,7 +70,8 @@ def candidate_columns(mask: np.ndarray, height: float) -> list[int]:
     lower = np.where(has, h - 1 - mask[::-1].argmax(axis=0), -1).astype(np.float64)
     found = set(_local_extrema(smooth, True)) | set(_local_extrema(upper, False)) \
         | set(_local_extrema(lower, True))
-    found = [int(x) for x in found if edge <= x <= w - edge]
+    thin = THIN * np.percentile(smooth, 75)
+    found = [int(x) for x in found if edge <= x <= w - edge and smooth[x] <= thin]
     spacing = max(2, int(round(SPACING * height)))
     chosen: list[int] = []
     for x in sorted(found, key=lambda x: (smooth[x], x)):

@@ -35,12 +35,12 @@ MAX_SPAN = 4
 MAX_WIDTH = 1.6
 GAP, MAX_GAP = 0.12, 0.4
 FRAGMENT = 0.5
-BONUS = 0.6
+BONUS = 1.0
 TALL, TALL_W = 0.9, 8.0
 WIDE, WIDE_W = 1.15, 4.0
 TALL_PART, PARTS_W = 0.6, 2.0
-TEMPERATURE = 2.0
-CROSS_W = 1.2         # per stroke a chosen cut goes through
+TEMPERATURE = 4.0
+CROSS_W = 0.7         # per stroke a chosen cut goes through
 SHAPE_W = 0.5
 # width / height of the ink box per class on MNIST's 60,000 training digits: mean, sd
 SHAPES = {"0": (0.92, 0.18), "1": (0.43, 0.20), "2": (0.95, 0.22), "3": (0.80, 0.17),

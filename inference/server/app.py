@@ -4,6 +4,12 @@
     POST /predict   multipart field `image` (or an image/* body) -> {"predictions": [{"label",
                     "probability"}...], "model", "ms"}; ?raw=1 skips the drawing normalization
                     (done for digit models only), ?top=N (default 5)
+    POST /read      multipart field `image` (or an image/* body): a number, a row or a table of
+                    handwritten digits -> {"text", "confidence", "lines": [{"text", "box",
+                    "cells": [{"text", "box", "digits": [{"label", "probability", "box",
+                    "top": [3 x {"label", "probability"}]}]}]}], "table", "notes", "ms"}
+                    (inference/read); images up to `max_read_pixels`, pages up to
+                    `max_read_pieces` pieces of digits (413 beyond)
     GET  /healthz   {"status": "ok", ...request counts, batch-size histogram}
     GET  /model     the model's metadata and the server's limits
 
@@ -72,6 +78,8 @@ class ServerSettings:
     keep_alive_s: float = 5.0            # an idle keep-alive connection is closed after this
     max_connections: int = 1000          # uvicorn answers 503 itself beyond this
     retry_after_s: int = 1
+    max_read_pixels: int = 4096 * 4096   # POST /read: a photo of a page (reduced to 2048 px)
+    max_read_pieces: int = 2000          # POST /read: about 1,000 digits; more get 413
 
     def resolved(self, digit_model: bool) -> "ServerSettings":
         """These settings with the defaults that depend on the model and machine filled in."""
@@ -98,7 +106,7 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
     decoders = Gate(settings.decoders, max(0, settings.max_pending - settings.decoders),
                     settings.queue_wait_s, "decodes", settings.retry_after_s)
     counts = {"requests": 0, "predictions": 0, "client_errors": 0, "server_errors": 0,
-              "busy": 0, "disconnects": 0, "timeouts": 0}
+              "busy": 0, "disconnects": 0, "timeouts": 0, "readings": 0}
     pending = 0
     started = time.time()
     page = PAGE.read_text(encoding="utf-8")
@@ -172,6 +180,51 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
                              "normalized": normalize,
                              "ms": round((time.perf_counter() - start) * 1000, 3)})
 
+    def read_page(data: bytes):
+        from ..read import ReadLimits, read_digits
+        image = decode_image(data, settings.max_read_pixels, "upload")
+        return read_digits(classifier, image, ReadLimits(max_pieces=settings.max_read_pieces))
+
+    async def read(request: Request) -> Response:
+        nonlocal pending
+        start = time.perf_counter()
+        counts["requests"] += 1
+        if not classifier.info.is_digit_model:
+            counts["client_errors"] += 1
+            return _error("reading digits needs a model of the 10 digits (labels 0-9); this "
+                          "model has other classes", 400)
+        if pending >= settings.max_pending:
+            return busy(f"the server is busy ({pending} requests in progress); try again "
+                        "shortly", settings.retry_after_s)
+        pending += 1
+        try:
+            data = await read_upload(request, settings.max_upload_bytes, settings.read_timeout_s,
+                                     settings.upload_timeout_s)
+            async with decoders.hold():
+                reading = await run_in_threadpool(read_page, data)
+        except BadImageError as exc:
+            if exc.status == 408:
+                counts["timeouts"] += 1
+                return _error(exc.message, 408, {"Connection": "close"})
+            counts["client_errors"] += 1
+            return _error(exc.message, exc.status)
+        except Saturated as exc:
+            return busy(exc.message, exc.retry_after)
+        except MemoryError:
+            return busy("the server ran short of memory for this image; try again shortly",
+                        settings.retry_after_s)
+        except ClientDisconnect:
+            counts["disconnects"] += 1
+            return Response(status_code=499)
+        except Exception as exc:  # keep serving; say what broke
+            counts["server_errors"] += 1
+            return _error(f"{type(exc).__name__}: {exc}", 500)
+        finally:
+            pending -= 1
+        counts["readings"] += 1
+        return JSONResponse({**reading.as_dict(), "model": classifier.name,
+                             "ms": round((time.perf_counter() - start) * 1000, 3)})
+
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "model": classifier.name,
                              "provider": classifier.provider,
@@ -191,6 +244,7 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
         await batcher.stop()
 
     app = Starlette(routes=[Route("/", index), Route("/predict", predict, methods=["POST"]),
+                            Route("/read", read, methods=["POST"]),
                             Route("/healthz", healthz), Route("/model", model)],
                     lifespan=lifespan, exception_handlers={HTTPException: _http_error})
     app.state.batcher = batcher
