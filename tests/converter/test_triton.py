@@ -14,9 +14,8 @@ from converter import ConverterError
 from converter.__main__ import main
 from converter.triton import write_triton
 
-model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2",
-                                       reason="tritonclient (test extra) holds Triton's schema")
-from google.protobuf import text_format  # noqa: E402
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2  # Triton's own schema (the test extra)
 
 ONNX_TO_TRITON = {TensorProto.FLOAT: model_config_pb2.TYPE_FP32,
                   TensorProto.FLOAT16: model_config_pb2.TYPE_FP16,
