@@ -20,7 +20,7 @@ from .inspection import (dataset_labels, describe, describe_damage, find_dbs, in
 from .labels import report_labels
 from .mean import read_mean
 from .mnist import find_mnist_dir, load_mnist, plan_mnist
-from .plan import ImageSettings
+from .plan import DEFAULT_PNG_LEVEL, ImageSettings
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -50,6 +50,9 @@ def _add_build_flags(p: argparse.ArgumentParser, size: str, channels: int) -> No
     g.add_argument("--resize-mode", choices=RESIZE_MODES, default="squash", help="default squash")
     g.add_argument("--encoding", choices=ENCODINGS, default="png",
                    help="png (default), jpg (quality 90) or none (raw CHW bytes)")
+    g.add_argument("--png-level", type=int, choices=range(10), default=DEFAULT_PNG_LEVEL, metavar="0-9",
+                   help=f"deflate level of png records: 0 stored, 1 fastest (default {DEFAULT_PNG_LEVEL}), "
+                        "9 smallest; the pixels are the same at every level (DIGITS used PIL's 6)")
     g.add_argument("--seed", type=int, default=0,
                    help="seed of the split, the record order and the fill noise (default 0)")
     g.add_argument("--no-shuffle", dest="shuffle", action="store_false",
@@ -70,7 +73,8 @@ def _split_flags(p: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> tuple[ImageSettings, BuildOptions]:
     height, width = args.image_size
-    image = ImageSettings(height, width, args.channels, args.resize_mode, args.encoding, args.max_pixels)
+    image = ImageSettings(height, width, args.channels, args.resize_mode, args.encoding, args.max_pixels,
+                          args.png_level)
     options = BuildOptions(seed=args.seed, shuffle=args.shuffle, strict=args.strict,
                            workers=args.workers, force=args.force)
     return image, options
@@ -78,8 +82,9 @@ def _settings(args: argparse.Namespace) -> tuple[ImageSettings, BuildOptions]:
 
 def _report(result: BuildResult, image: ImageSettings) -> int:
     counts = ", ".join(f"{name} {r.records}" for name, r in result.dbs.items())
+    encoding = f"png level {image.png_level}" if image.encoding == "png" else image.encoding
     print(f"wrote {result.out}: {counts} records ({image.height}x{image.width}x{image.channels} "
-          f"{image.encoding}, {image.resize_mode}), {len(result.labels)} labels, mean "
+          f"{encoding}, {image.resize_mode}), {len(result.labels)} labels, mean "
           f"{'x'.join(map(str, (1, *result.mean_shape)))}, in {result.seconds:.1f} s")
     for name, r in result.dbs.items():
         if r.skipped:

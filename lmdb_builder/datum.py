@@ -6,9 +6,13 @@ Writing (`_array_to_datum` in DIGITS' create_db.py), from the resized uint8 RGB 
 - `none`: colour is transposed HWC -> CHW and swapped RGB -> **BGR**, grayscale gets a channel
   axis; then `caffe.io.array_to_datum`: channels, height, width, `data` = the C*H*W bytes,
   `label`; `encoded` is left unset and no `float_data` is written.
-- `png` / `jpg`: channels, height, width, label, `data` = PIL's PNG (default settings) or JPEG
-  (quality 90) of the **RGB/L array**, `encoded = true`. Caffe decodes it with OpenCV, which
-  gives BGR, so both paths reach the network as BGR (DIGITS issue #59).
+- `png` / `jpg`: channels, height, width, label, `data` = a PNG or JPEG (quality 90, PIL) of the
+  **RGB/L array**, `encoded = true`. Caffe decodes it with OpenCV, which gives BGR, so both paths
+  reach the network as BGR (DIGITS issue #59). DIGITS' PNG was PIL's at its default settings;
+  here it is png.py's at `png_level` (same pixels, other bytes: faster, about as small).
+
+A greyscale image in a 3-channel dataset may be passed as HxW with `gray_as_rgb`: it is stored as
+the RGB image of three equal channels that DIGITS made of it, without making that copy here.
 
 Reading gives what Caffe's DataTransformer sees: a uint8 CxHxW **BGR** array. Encoded data is
 decoded here with PIL and swapped RGB -> BGR, the way Caffe's `DecodeDatumToCVMatNative`
@@ -25,44 +29,52 @@ from PIL import Image
 from prototxt import caffe_pb2
 
 from .errors import BuilderError
+from .png import DEFAULT_LEVEL, encode_png
 
 ENCODINGS = ("png", "jpg", "none")
 JPEG_QUALITY = 90
 
 
-def _encode_image(image: np.ndarray, encoding: str) -> bytes:
-    buf = io.BytesIO()
+def _encode_image(image: np.ndarray, encoding: str, png_level: int, gray_as_rgb: bool) -> bytes:
     if encoding == "png":
-        Image.fromarray(image).save(buf, format="PNG")
-    elif encoding == "jpg":
-        Image.fromarray(image).save(buf, format="JPEG", quality=JPEG_QUALITY)
-    else:
-        raise ValueError(f"invalid encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
-    return buf.getvalue()
+        return encode_png(image, png_level, gray_as_rgb)
+    if encoding == "jpg":       # Pillow's libjpeg(-turbo); L -> RGB in C, as DIGITS' RGB array
+        pil = Image.fromarray(image)
+        buf = io.BytesIO()
+        (pil.convert("RGB") if gray_as_rgb else pil).save(buf, format="JPEG", quality=JPEG_QUALITY)
+        return buf.getvalue()
+    raise ValueError(f"invalid encoding {encoding!r} (one of {', '.join(ENCODINGS)})")
 
 
-def array_to_datum(image: np.ndarray, label: int, encoding: str = "png") -> caffe_pb2.Datum:
-    """A Datum from a uint8 RGB HxWx3 or HxW array (DIGITS' `_array_to_datum`)."""
+def array_to_datum(image: np.ndarray, label: int, encoding: str = "png",
+                   png_level: int = DEFAULT_LEVEL, gray_as_rgb: bool = False) -> caffe_pb2.Datum:
+    """A Datum from a uint8 RGB HxWx3 or HxW array (DIGITS' `_array_to_datum`); with
+    `gray_as_rgb` an HxW array stands for the RGB image of three equal channels."""
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
         raise ValueError(f"expected a uint8 HxW or HxWx3 array, got {image.dtype} {image.shape}")
+    gray_as_rgb = gray_as_rgb and image.ndim == 2
     datum = caffe_pb2.Datum()
     if encoding == "none":
-        chw = image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]
+        if gray_as_rgb:
+            chw = np.broadcast_to(image, (3, *image.shape))
+        else:
+            chw = image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)[::-1]
         datum.channels, datum.height, datum.width = chw.shape
         datum.data = np.ascontiguousarray(chw).tobytes()
         datum.label = label
         return datum
-    datum.channels = image.shape[2] if image.ndim == 3 else 1
+    datum.channels = 3 if image.ndim == 3 or gray_as_rgb else 1
     datum.height, datum.width = image.shape[:2]
     datum.label = label
-    datum.data = _encode_image(image, encoding)
+    datum.data = _encode_image(image, encoding, png_level, gray_as_rgb)
     datum.encoded = True
     return datum
 
 
-def encode_datum(image: np.ndarray, label: int, encoding: str = "png") -> bytes:
+def encode_datum(image: np.ndarray, label: int, encoding: str = "png",
+                 png_level: int = DEFAULT_LEVEL, gray_as_rgb: bool = False) -> bytes:
     """The serialized Datum (the LMDB value) for a resized RGB/L array."""
-    return array_to_datum(image, label, encoding).SerializeToString()
+    return array_to_datum(image, label, encoding, png_level, gray_as_rgb).SerializeToString()
 
 
 def parse_datum(value: bytes, key: str | None = None) -> caffe_pb2.Datum:

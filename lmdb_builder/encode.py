@@ -2,7 +2,12 @@
 
 The list of a database is cut into chunks; each chunk is loaded, resized and encoded by a worker
 process (or in this process with one worker) and comes back with the partial int64 sum of its
-resized images for the mean. Chunks are taken back strictly in submission order, so the records,
+resized images for the mean. The main process only writes LMDB, so every core encodes.
+
+Copies are avoided on the way: a grey image in a colour dataset stays HxW from the resize to the
+PNG (png.py spreads it into three channels while filtering) and into the mean (summed once as
+grey, spread once per chunk); the chunk's sum is kept in uint32 (exact below 16 million images
+of 255) and only turned into int64 at the end of the chunk. Chunks are taken back strictly in submission order, so the records,
 and therefore the keys, are the same for any number of workers; the noise of fill/half_crop is
 drawn from a generator seeded by (seed, database, position), not from the worker.
 
@@ -62,18 +67,52 @@ Chunk = Sequence[tuple[int, Entry]]     # (position in the database's list, entr
 
 
 def encode_one(entry: Entry, position: int, job: EncodeJob) -> tuple[np.ndarray, bytes]:
-    """(resized uint8 RGB/L array, serialized Datum) of one entry; raises LoadImageError."""
-    image = load_image(entry.source, job.image.max_pixels)
+    """(resized uint8 array, serialized Datum) of one entry; raises LoadImageError.
+
+    The array is HxWx3 RGB or HxW; HxW in a 3-channel dataset is a grey image standing for
+    three equal channels.
+    """
+    settings = job.image
+    image = load_image(entry.source, settings.max_pixels)
     rng = (np.random.default_rng([job.seed, job.db_id, position])
-           if job.image.resize_mode in NOISY_MODES else None)
-    array = resize_image(image, job.image.height, job.image.width, job.image.channels,
-                         job.image.resize_mode, rng)
-    return array, encode_datum(array, entry.label, job.image.encoding)
+           if settings.resize_mode in NOISY_MODES else None)
+    array = resize_image(image, settings.height, settings.width, settings.channels,
+                         settings.resize_mode, rng, keep_gray=True)
+    gray_as_rgb = settings.channels == 3 and array.ndim == 2
+    return array, encode_datum(array, entry.label, settings.encoding, settings.png_level, gray_as_rgb)
+
+
+class _Sum:
+    """uint32 sums of HxW and HxWx3 arrays; `total()` is their int64 sum in the dataset's layout
+    (a grey sum added to every channel of a colour one)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[int, np.ndarray] = {}
+        self.count = 0
+
+    def add(self, array: np.ndarray) -> None:
+        total = self.sums.get(array.ndim)
+        if total is None:
+            self.sums[array.ndim] = total = np.zeros(array.shape, np.uint32)
+        np.add(total, array, out=total)
+        self.count += 1
+
+    def total(self, channels: int) -> np.ndarray | None:
+        gray, colour = self.sums.get(2), self.sums.get(3)
+        if gray is None and colour is None:
+            return None
+        if channels == 1:
+            return gray.astype(np.int64)
+        out = colour.astype(np.int64) if colour is not None else np.zeros((*gray.shape, 3), np.int64)
+        if gray is not None:
+            out += gray[:, :, np.newaxis]
+        return out
 
 
 def encode_chunk(job: EncodeJob, chunk: Chunk) -> ChunkResult:
     """Encode a chunk in order; images that fail to load become error records."""
     result = ChunkResult(records=[])
+    sums = _Sum()
     for position, entry in chunk:
         try:
             array, value = encode_one(entry, position, job)
@@ -86,10 +125,9 @@ def encode_chunk(job: EncodeJob, chunk: Chunk) -> ChunkResult:
             continue
         result.records.append(Record(entry.name, entry.label, value))
         if job.want_sum:
-            if result.total is None:
-                result.total = np.zeros(array.shape, np.int64)
-            result.total += array
-            result.count += 1
+            sums.add(array)
+    if sums.count:
+        result.total, result.count = sums.total(job.image.channels), sums.count
     return result
 
 

@@ -131,10 +131,13 @@ def _imresize(image: Image.Image, height: int, width: int) -> np.ndarray:
 
 def resize_image(image: Image.Image | np.ndarray, height: int, width: int,
                  channels: int | None = None, resize_mode: str = "squash",
-                 rng: np.random.Generator | None = None) -> np.ndarray:
+                 rng: np.random.Generator | None = None, *, keep_gray: bool = False) -> np.ndarray:
     """DIGITS' resize_image: a uint8 HxW (channels 1) or HxWx3 RGB array (formulas above).
 
-    `rng` draws the noise of fill/half_crop (a fresh unseeded one if None).
+    `rng` draws the noise of fill/half_crop (a fresh unseeded one if None). With `keep_gray`, a
+    grey (`L`) image going to 3 channels comes back HxW, standing for the RGB image of three
+    equal channels (the caller spreads it, or not, e.g. encoding it once); noise padding has
+    three different channels, so an image padded with noise comes back HxWx3 all the same.
     """
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f'resize_mode "{resize_mode}" not supported (one of {", ".join(RESIZE_MODES)})')
@@ -146,8 +149,8 @@ def resize_image(image: Image.Image | np.ndarray, height: int, width: int,
     pil = image if expand else _to_mode(image, channels)
     out_channels = 3 if (expand or pil.mode == "RGB") else 1
 
-    def finish(array: np.ndarray) -> np.ndarray:
-        if expand:
+    def finish(array: np.ndarray, keep: bool = keep_gray) -> np.ndarray:
+        if expand and not keep:
             array = np.repeat(array[:, :, np.newaxis], 3, axis=2)
         return array
 
@@ -197,7 +200,7 @@ def resize_image(image: Image.Image | np.ndarray, height: int, width: int,
         else:
             start = round_half_away((resize_height - height) / 2.0)
             array = array[start:start + height, :]
-    array = finish(array)
+    array = finish(array, keep=False)
 
     rng = rng if rng is not None else np.random.default_rng()
     extra = (out_channels,) if out_channels > 1 else ()

@@ -21,6 +21,7 @@ import numpy as np
 
 from .datum import ENCODINGS
 from .images import DEFAULT_MAX_PIXELS, RESIZE_MODES
+from .png import DEFAULT_LEVEL as DEFAULT_PNG_LEVEL, LEVELS as PNG_LEVELS
 
 SPLITS = ("train", "val", "test")
 DB_IDS = {"train": 0, "val": 1, "test": 2}
@@ -38,13 +39,18 @@ def order_rng(seed: int, split: str) -> random.Random:
 
 @dataclass(frozen=True)
 class ImageSettings:
-    """How every image is stored: DIGITS' form defaults are 256x256, 3 channels, squash, png."""
+    """How every image is stored: DIGITS' form defaults are 256x256, 3 channels, squash, png.
+
+    `png_level` is the deflate level of png records (png.py: 0 stored, 1 fastest, 9 smallest);
+    DIGITS used PIL's default (6, adaptive filters). The decoded pixels are the same at any level.
+    """
     height: int = 256
     width: int = 256
     channels: int = 3
     resize_mode: str = "squash"
     encoding: str = "png"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    png_level: int = DEFAULT_PNG_LEVEL
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0:
@@ -55,6 +61,8 @@ class ImageSettings:
             raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}")
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}")
+        if self.png_level not in PNG_LEVELS:
+            raise ValueError(f"png_level must be 0-9, got {self.png_level}")
 
 
 @dataclass(frozen=True)

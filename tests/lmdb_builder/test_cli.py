@@ -42,12 +42,12 @@ def test_folder_list_inspect_verify(tmp_path, rng, capsys, monkeypatch):
             Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "imgs" / c / f"{i}.png")
     assert main(["folder", str(tmp_path / "imgs"), "--out", str(tmp_path / "f"), "--image-size", "8",
                  "--resize-mode", "half_crop", "--workers", "1"]) == 0
-    assert "train_db 8, val_db 2 records (8x8x3 png, half_crop)" in capsys.readouterr().out
+    assert "train_db 8, val_db 2 records (8x8x3 png level 1, half_crop)" in capsys.readouterr().out
     (tmp_path / "list.txt").write_text("".join(f"{c}/{i}.png {n}\n" for n, c in enumerate(("cat", "dog")) for i in range(5)))
     (tmp_path / "labels.txt").write_text("cat\ndog\n")
     assert main(["list", str(tmp_path / "list.txt"), "--labels", str(tmp_path / "labels.txt"),
                  "--root", str(tmp_path / "imgs"), "--out", str(tmp_path / "l"), "--workers", "1"]) == 0
-    assert "train_db 10 records (256x256x3 png, squash)" in capsys.readouterr().out
+    assert "train_db 10 records (256x256x3 png level 1, squash)" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)
     assert main(["inspect", str(tmp_path / "f"), "--samples", "4"]) == 0
     out = capsys.readouterr().out

@@ -1,0 +1,89 @@
+"""PNG files written here, fast: the 8-bit `L` / `RGB` images of a dataset's records.
+
+Caffe and DIGITS read decoded pixels, so how a PNG is compressed is free; only the pixels count.
+PIL's encoder at its default settings (zlib level 6, the best of five filters chosen per row) was
+about 60 % of a 256x256x3 build. This writer makes a valid PNG (PNG spec, 2nd edition) quicker:
+
+- signature, `IHDR` (width, height, bit depth 8, colour type 0 = grey or 2 = RGB, deflate,
+  filter method 0, no interlace), one `IDAT`, `IEND`; each chunk `length, type, data,
+  CRC-32(type + data)`;
+- every scanline with filter 2 (Up): `Filt(x) = Orig(x) - Orig(x above) mod 256`, the line above
+  the first being zeros. One vectorised subtraction per image; on images scaled up from small
+  ones (MNIST 28 -> 256) rows repeat their neighbours, so Up compresses about as well as PIL's
+  per-row choice;
+- the filtered lines as one zlib stream, at `level` on zlib's scale (below).
+
+A greyscale image stored with 3 channels (DIGITS' "Color" for MNIST) is written as RGB with three
+equal channels, as DIGITS wrote it; it is filtered once as grey and spread into the three
+channels, so no HxWx3 copy of the image is made.
+
+Levels (256x256x3 MNIST digits, one core of an AVX-512 EPYC, per image; PIL default 4.4 ms 9.8 KB,
+OpenCV's imencode as Caffe's convert_imageset calls it 1.3 ms 19 KB):
+
+| level | deflate by | ms | KB |
+|---|---|---|---|
+| 0 | zlib, stored (no compression) | 0.2 | 197 |
+| 1 (default) | ISA-L level 1 (`isal` package) | 0.2 | 11 |
+| 2 - 9 | zlib at that level | 1.0 - 17 | 12 - 7 |
+
+ISA-L picks its code path by CPU, so level 1 bytes may differ between machines (never between
+runs or worker processes on one machine); the pixels never differ.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+from isal import isal_zlib
+
+LEVELS = range(10)
+DEFAULT_LEVEL = 1
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FILTER_UP = 2
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def deflate(data: bytes | memoryview, level: int) -> bytes:
+    """A zlib stream of `data` at `level` (0 stored, 1 ISA-L level 1, 2-9 zlib)."""
+    if level == 1:
+        return isal_zlib.compress(data, 1)
+    return zlib.compress(data, level)
+
+
+def _up_filtered(pixels: np.ndarray, out: np.ndarray) -> None:
+    """Write Up-filtered rows of a 2-D uint8 array into `out` (same shape)."""
+    out[0] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=out[1:])
+
+
+def encode_png(pixels: np.ndarray, level: int = DEFAULT_LEVEL, gray_as_rgb: bool = False) -> bytes:
+    """PNG bytes of a uint8 HxW (grey) or HxWx3 (RGB) array; with `gray_as_rgb`, an HxW array is
+    written as an RGB image whose three channels equal it."""
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
+        raise ValueError(f"expected a uint8 HxW or HxWx3 array, got {pixels.dtype} {pixels.shape}")
+    if level not in LEVELS:
+        raise ValueError(f"PNG level must be 0-9, got {level}")
+    height, width = pixels.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"cannot write an empty {height}x{width} image")
+    rgb = pixels.ndim == 3 or gray_as_rgb
+    lines = np.empty((height, 1 + width * (3 if rgb else 1)), np.uint8)
+    lines[:, 0] = FILTER_UP
+    if pixels.ndim == 3:
+        _up_filtered(pixels.reshape(height, width * 3), lines[:, 1:])
+    elif gray_as_rgb:
+        gray = np.empty((height, width), np.uint8)
+        _up_filtered(pixels, gray)
+        spread = lines[:, 1:].reshape(height, width, 3)
+        for channel in range(3):                # three strided copies: faster than broadcasting
+            spread[:, :, channel] = gray
+    else:
+        _up_filtered(pixels, lines[:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, 2 if rgb else 0, 0, 0, 0)
+    return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", deflate(lines.data, level)),
+                     _IEND))
