@@ -1,0 +1,224 @@
+"""inference.read: strings and tables of real MNIST *test* digits composed (inference/read/
+compose.py) and read with the session's trained LeNet (conftest: ~97 % on single digits);
+the pieces (components, slant, cuts, layout) checked on their own; bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from inference.read import ReadLimits, TooMuchInk, read_digits
+from inference.read.components import components
+from inference.read.compose import compose_string, compose_table
+from inference.read.cuts import candidate_columns, crossings, cut_path
+from inference.read.lines import estimate_slant, shear_rows
+
+from .conftest import STROKES, draw_strokes
+
+
+def _strings(mnist_test, kind: str, count: int, seed: int, lengths=(3, 7)):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        idx = rng.integers(0, len(mnist_test.labels), int(rng.integers(*lengths)))
+        out.append(compose_string(list(mnist_test.images[idx]), list(mnist_test.labels[idx]),
+                                  kind, rng))
+    return out
+
+
+def _edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def _score(classifier, composed):
+    exact, errors, chars = 0, 0, 0
+    for c in composed:
+        got = read_digits(classifier, c.image).text.replace(" ", "")
+        exact += got == c.text
+        errors += _edit_distance(c.text, got)
+        chars += len(c.text)
+    return exact / len(composed), errors / chars
+
+
+# -- the pieces -----------------------------------------------------------------------------
+
+def test_components_match_a_flood_fill():
+    rng = np.random.default_rng(0)
+    mask = rng.random((37, 53)) < 0.35
+    found = components(mask)
+    labels = np.zeros(mask.shape, int)
+    for k, c in enumerate(found, 1):
+        region = labels[c.top:c.bottom, c.left:c.right]
+        region[c.mask] = k
+    assert (labels > 0).sum() == mask.sum() and sum(c.area for c in found) == mask.sum()
+    seen = np.zeros(mask.shape, bool)         # independent 8-connected flood fill
+    count = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if seen[y, x]:
+            continue
+        count += 1
+        stack, members = [(y, x)], set()
+        seen[y, x] = True
+        while stack:
+            a, b = stack.pop()
+            members.add(labels[a, b])
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    p, q = a + dy, b + dx
+                    if 0 <= p < 37 and 0 <= q < 53 and mask[p, q] and not seen[p, q]:
+                        seen[p, q] = True
+                        stack.append((p, q))
+        assert len(members) == 1             # one flood region is exactly one component
+    assert count == len(found)
+
+
+@pytest.mark.parametrize("degrees", [-18, 0, 14])
+def test_slant_is_found_and_taken_out(degrees):
+    ink = np.zeros((41, 90), np.float32)
+    s = math.tan(math.radians(degrees))
+    for x0 in (20, 45, 70):                  # three upright bars, then sheared: tops lean right
+        for y in range(41):
+            x = int(round(x0 + s * (40 - y) - s * 20))
+            ink[y, x:x + 3] = 1
+    found = estimate_slant(ink)
+    assert abs(math.degrees(math.atan(found)) - degrees) <= 2.5
+    straight, _ = shear_rows(ink, found)
+    assert (straight.sum(axis=0) > 0).sum() <= 3 * 5     # each bar back in about 3-5 columns
+
+
+def test_a_cut_goes_through_the_thin_joint():
+    ink = np.zeros((21, 33), np.float32)
+    ink[:, 2:12] = 1                          # two blocks joined by one thin bar on row 10
+    ink[:, 21:31] = 1
+    ink[10, 12:21] = 1
+    columns = candidate_columns(ink > 0, 21)
+    assert columns and all(12 <= c <= 21 for c in columns)
+    path = cut_path(ink, columns[0], 21)
+    assert crossings(ink, path) == 1 and 12 <= path.min() and path.max() <= 21
+
+
+# -- reading composed strings of MNIST test digits --------------------------------------------
+
+def test_separated_strings_are_read(lenet_classifier, mnist_test):
+    exact, cer = _score(lenet_classifier, _strings(mnist_test, "separated", 24, seed=1))
+    print(f"separated: {exact:.0%} exact, CER {cer:.3f}")
+    assert exact >= 0.6 and cer <= 0.1
+
+
+@pytest.mark.parametrize("kind, least, worst_cer", [("touching", 0.1, 0.35),
+                                                    ("overlapping", 0.5, 0.15),
+                                                    ("slanted", 0.5, 0.15)])
+def test_hard_strings_are_mostly_read(lenet_classifier, mnist_test, kind, least, worst_cer):
+    composed = _strings(mnist_test, kind, 16, seed=2)
+    exact, cer = _score(lenet_classifier, composed)
+    print(f"{kind}: {exact:.0%} exact, CER {cer:.3f}")
+    assert exact >= least and cer <= worst_cer
+
+
+def test_touching_digits_are_split(lenet_classifier, mnist_test):
+    """Strings whose digits share one component: a components-only reader gets their length
+    wrong every time; the cuts must recover it."""
+    joined = [c for c in _strings(mnist_test, "touching", 30, seed=3)
+              if len([p for p in components(np.asarray(c.image) < 128) if p.area > 10]) < len(c.text)]
+    assert len(joined) >= 10
+    right_length = sum(len(read_digits(lenet_classifier, c.image).digits) == len(c.text)
+                       for c in joined)
+    assert right_length >= 0.3 * len(joined)     # a components-only reader: 0
+
+
+def test_polarity_size_and_boxes(lenet_classifier, mnist_test):
+    composed = _strings(mnist_test, "separated", 1, seed=4, lengths=(5, 6))[0]
+    reading = read_digits(lenet_classifier, composed.image)
+    inverted = read_digits(lenet_classifier, Image.eval(composed.image, lambda v: 255 - v))
+    w, h = composed.image.size
+    big = composed.image.resize((w * 7, h * 7), Image.BILINEAR)       # digits ~140 px tall
+    enlarged = read_digits(lenet_classifier, big)
+    assert inverted.text == reading.text and len(reading.text) == len(enlarged.text) == 5
+    assert sum(a == b for a, b in zip(reading.text, enlarged.text)) >= 4
+    boxes = [d.box for d in reading.digits]
+    assert all(a[2] <= b[0] + 2 for a, b in zip(boxes, boxes[1:]))   # left to right, apart
+    for small, large in zip(boxes, (d.box for d in enlarged.digits)):
+        assert all(abs(7 * s - t) <= 16 for s, t in zip(small, large))
+    assert enlarged.size == big.size and 0 < reading.confidence <= 1
+    assert all(len(d.top) == 3 and d.top[0].label == d.label for d in reading.digits)
+
+
+def test_specks_are_ignored(lenet_classifier, mnist_test):
+    composed = _strings(mnist_test, "separated", 1, seed=5, lengths=(4, 5))[0]
+    clean = read_digits(lenet_classifier, composed.image).text
+    noisy = composed.image.copy()
+    rng = np.random.default_rng(6)
+    for x, y in zip(rng.integers(0, noisy.width, 12), rng.integers(0, noisy.height, 12)):
+        noisy.putpixel((int(x), int(y)), 0)
+    assert read_digits(lenet_classifier, noisy).text == clean
+
+
+def _written(digits: list[list[list[tuple[float, float]]]], zoom: float = 0.5) -> Image.Image:
+    """Pen-drawn digits side by side (the page's pen), black on white."""
+    pictures = [draw_strokes(strokes, zoom=zoom, shift=(-40, 0)) for strokes in digits]
+    step = int(190 * zoom)
+    canvas = Image.new("L", (step * len(digits) + 60, int(280 * zoom)), 255)
+    for k, picture in enumerate(pictures):
+        canvas.paste(Image.fromarray(np.minimum(np.asarray(canvas.crop(
+            (20 + k * step, 0, 20 + k * step + picture.width, picture.height))),
+            np.asarray(picture))), (20 + k * step, 0))
+    return canvas
+
+
+def test_broken_strokes_are_merged(lenet_classifier):
+    """A 5 with its bar lifted off and a 4 in two strokes that do not meet read as one digit each."""
+    five = [[(190, 50), (112, 50)], [(100, 72), (95, 130)] + STROKES["5"][0][3:]]
+    four = [[(150, 50), (70, 170), (210, 170)], [(185, 110), (180, 240)]]
+    image = _written([STROKES["3"], five, four, STROKES["7"]])
+    assert len([c for c in components(np.asarray(image) < 128)]) >= 5
+    reading = read_digits(lenet_classifier, image)
+    assert reading.text == "3547", reading.text
+
+
+def test_a_table_keeps_its_rows_and_columns(lenet_classifier, mnist_test):
+    rng = np.random.default_rng(7)
+    table = compose_table(mnist_test.images[100:200], mnist_test.labels[100:200], rng, rows=4, cols=3)
+    reading = read_digits(lenet_classifier, table.image)
+    rows = reading.table()
+    assert len(rows) == 4 and all(len(r) == 3 for r in rows)
+    right = sum(a == b for got, want in zip(rows, table.cells) for a, b in zip(got, want))
+    assert right >= 10
+    assert reading.csv().count("\n") == 4 and reading.csv().splitlines()[0].count(",") == 2
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (300, 200)])
+def test_no_ink_is_an_empty_reading(lenet_classifier, size):
+    reading = read_digits(lenet_classifier, Image.new("L", size, 255))
+    assert reading.lines == [] and reading.text == "" and reading.notes == ["no ink found"]
+    assert reading.table() == [] and reading.confidence == 1.0
+
+
+def test_one_digit(lenet_classifier, mnist_test):
+    image = Image.fromarray(255 - mnist_test.images[0])      # a 7, 28 x 28
+    assert read_digits(lenet_classifier, image).text == str(mnist_test.labels[0])
+
+
+@pytest.mark.slow
+def test_a_page_of_hundreds_of_digits_is_bounded(lenet_classifier, mnist_test):
+    rng = np.random.default_rng(8)
+    rows = [compose_string(list(mnist_test.images[i:i + 25]), list(mnist_test.labels[i:i + 25]),
+                           "separated", rng) for i in range(0, 300, 25)]
+    page = Image.new("L", (max(r.image.width for r in rows), 40 * len(rows) + 20), 255)
+    for k, row in enumerate(rows):
+        page.paste(row.image, (0, 40 * k))
+    reading = read_digits(lenet_classifier, page)
+    assert len(reading.lines) == 12 and 280 <= len(reading.digits) <= 320
+    with pytest.raises(TooMuchInk, match="more than 100 pieces"):
+        read_digits(lenet_classifier, page, ReadLimits(max_pieces=100))
+    noise = Image.fromarray((np.random.default_rng(9).random((900, 1300)) < 0.5).astype(np.uint8) * 255)
+    with pytest.raises(TooMuchInk):
+        read_digits(lenet_classifier, noise, ReadLimits(max_runs=20_000))
