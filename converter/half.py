@@ -10,15 +10,16 @@ unchanged. Values beyond float16's range are clamped to +-65504 and tiny ones to
 +-5.96e-8 (its smallest subnormal); a Caffe net's mean-subtracted pixels (|x| <= 255) and
 trained weights are far inside it.
 
-The self-check (agreement.py) runs the fp16 model where ONNX Runtime can: on the CPU provider
-(ONNX Runtime >= 1.17 has float16 kernels or inserts its own casts for the ops of the nets we
-export: Conv, Gemm, pooling, LRN, Concat, Softmax), else on CUDA when present; the report names
-the provider. When no provider here can run it, the export says so and writes the file
+The self-check (agreement.py) runs the fp16 model where ONNX Runtime can: on CUDA where an
+NVIDIA GPU is present (the machine the file is for), else, or when CUDA fails, on the CPU
+provider (ONNX Runtime 1.31 runs the float16 graphs of our exports there: LeNet, GoogLeNet's
+Conv, Gemm, pooling, LRN, Concat, Softmax); the report names the provider. When no provider here can run it, the export says so and writes the file
 unchecked (the machine it is meant for is the GPU one).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from .agreement import MIN_AGREEMENT, Agreement, require, session, top1_agreement
 from .calibration import CalibrationSet
@@ -53,8 +54,10 @@ def runnable_session(data: bytes):
     """(session, None) on the first provider that loads `data`, else (None, reasons)."""
     import onnxruntime as ort
     reasons = []
-    for provider in ("CPUExecutionProvider", "CUDAExecutionProvider"):
-        if provider not in ort.get_available_providers():
+    gpu = any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg"))
+    for provider in ("CUDAExecutionProvider", "CPUExecutionProvider"):
+        if provider not in ort.get_available_providers() or (provider.startswith("CUDA")
+                                                              and not gpu):
             continue
         try:
             sess = session(data, provider)

@@ -95,3 +95,21 @@ def test_fp16_check_refuses_a_model_that_disagrees(trained_lenet, monkeypatch):
     message = str(caught.value)
     rate = float(re.search(r"fp16 vs fp32 top-1 agreement ([\d.]+) % \((\d+)/120", message).group(1))
     assert rate < 99.0 and "lenet-fp16.onnx" in message and "nothing was written" in message
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not any(__import__("pathlib").Path(p).exists()
+                            for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")),
+                    reason="no CUDA GPU here")
+def test_fp16_checked_on_cuda_where_a_gpu_is(trained_lenet, mnist_test):
+    """On a GPU machine the self-check runs on CUDA, and inference's CUDA provider runs the file."""
+    from inference import Classifier
+    result = export_fp16(trained_lenet.onnx.read_bytes(), _check_set(trained_lenet))
+    assert result.agreement is not None and result.agreement.rate >= 0.99
+    assert result.agreement.provider == "CUDAExecutionProvider"
+    path = trained_lenet.job / "fp16-gpu.onnx"
+    path.write_bytes(result.data)
+    images = [Image.fromarray(255 - d) for d in mnist_test.images[:64]]
+    cuda = [r[0].index for r in Classifier(path, provider="cuda").classify(images)]
+    cpu = [r[0].index for r in Classifier(trained_lenet.onnx, provider="cpu").classify(images)]
+    assert np.mean(np.equal(cuda, cpu)) >= 0.98
