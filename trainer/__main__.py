@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
 from prototxt import STANDARD_NETWORKS, network_path, read_net
 from prototxt.cli import command_parser, main_with_commands
 
 from .dataset_info import read_dataset_info
+from .live import DEFAULT_PORT
 from .model_job import new_model_job
 from .solver_gen import POLICIES, SOLVER_TYPES, ModelForm
 from .timing import add_parser as add_time_parser
@@ -58,13 +60,72 @@ def _train(solver_path: Path, args: argparse.Namespace) -> int:
     resume = latest_snapshot(solver.prefix) if args.resume == "auto" else args.resume
     if resume:
         solver.options.resume = Path(resume)
+    port = getattr(args, "serve", None)
+    if port is None or not solver.dist.root:  # torchrun: the first process serves the page
+        return _solve(solver, TrainingDiverged)
+    from .live.job import LiveJob
+    from .live.runner import LiveServer
+    job = LiveJob(solver.folder, solver.out, solver.path, solver.param.max_iter)
+    with LiveServer(job, args.host, port) as url:
+        print(f"training page at {url}", flush=True)
+        status = _solve(solver, TrainingDiverged)
+        if status in (0, 3):  # finished or diverged: the page stays to be read
+            print(f"training {'finished' if status == 0 else 'diverged'}; the page stays at "
+                  f"{url} until Ctrl-C", flush=True)
+            _wait_for_ctrl_c()
+    return status
+
+
+def _wait_for_ctrl_c() -> None:
+    """Sleep until Ctrl-C or SIGTERM, the expected way out. Ctrl-C is made to interrupt even
+    where the shell started us with SIGINT ignored (a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:  # Terminated (SIGTERM, prototxt.cli) is one too
+        pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _solve(solver, diverged: type[Exception]) -> int:
     try:
         result = solver.solve()
-    except TrainingDiverged:
+    except diverged:
         return 3
     if result.stopped_early:
         return 128 + (result.stop_signal or signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .live.job import LiveJob
+    from .live.runner import watch
+    folder = Path(args.job_dir)
+    if not folder.is_dir():
+        raise OSError(f"no such job folder: {folder}; give the model job folder "
+                      "(solver.prototxt, caffe_output.log, metrics.csv)")
+    if not any((folder / name).is_file() for name in ("solver.prototxt", "metrics.csv",
+                                                      "caffe_output.log")):
+        raise OSError(f"{folder} has no solver.prototxt, metrics.csv or caffe_output.log; give "
+                      "a model job folder (trainer new --out, or the --out of trainer run)")
+    try:
+        watch(LiveJob(folder, solver=args.solver), args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535 (0: any free "
+                                         f"port), not {text!r}")
+    return value
 
 
 def _floats(text: str) -> list[float]:
@@ -119,7 +180,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write caffe_output.log, metrics, chart and snapshots here instead of "
                         "the solver's folder (e.g. for a read-only job folder)")
     _add_run_options(p)
+    p.add_argument("--serve", type=_port, nargs="?", const=DEFAULT_PORT, metavar="PORT",
+                   help=f"serve the live training page (chart, facts, snapshots with an ONNX "
+                        f"download) while training, on PORT (default {DEFAULT_PORT}; 0: any free "
+                        f"port); it stays up after training until Ctrl-C")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the page's address (default 127.0.0.1: this machine only; 0.0.0.0 "
+                        "opens it to the network)")
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("watch", help="serve the live training page of a job folder",
+                            description="Serve DIGITS' model view for a model job: loss, accuracy "
+                                        "and learning rate against epoch (updating while a run "
+                                        "writes the folder), the job's network, dataset and "
+                                        "solver, and its snapshots with an ONNX download. Reads "
+                                        "the folder's files only.")
+    p.add_argument("job_dir", metavar="JOB_DIR", help="the model job folder, or the --out folder "
+                   "of trainer run (metrics.csv, caffe_output.log, snapshots)")
+    p.add_argument("--solver", metavar="SOLVER", help="the solver file, for the facts "
+                   "and the run's length (default: JOB_DIR/solver.prototxt)")
+    p.add_argument("--port", type=_port, default=DEFAULT_PORT,
+                   help=f"default {DEFAULT_PORT}; 0 picks a free port")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="default 127.0.0.1 (this machine only); 0.0.0.0 opens it to the network")
+    p.set_defaults(func=cmd_watch)
 
     add_time_parser(commands)
     return parser
