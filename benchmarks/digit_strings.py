@@ -1,0 +1,154 @@
+"""Reading strings and tables of handwritten digits: exact-string accuracy and character error
+rate per kind, with the single-digit model's own accuracy beside it.
+
+    python benchmarks/digit_strings.py MODEL.onnx [--count 200] [--tables 40] [--seed 2026]
+
+Strings of 3-8 digits (length uniform) are composed only from MNIST's *test* digits (never
+trained on) by inference/read/compose.py in four kinds, separated, touching, overlapping and
+slanted, plus small tables (3-5 rows x 2-4 columns of 1-4-digit numbers; a table is exact when
+every cell is). CER = edit distance / characters of the truth. Beside them: the model's
+single-digit accuracy on all 10,000 test digits as stored (DIGITS' Classify Many) and through
+the reader's drawing normalization, and p^L, what an ideal segmenter would reach with that
+per-digit accuracy p for the same lengths. The reader's constants were tuned on seeds other
+than the default seed here. Writes benchmarks/results/digit_strings.json and pictures of up to
+8 failures per kind, digit_strings_failures.png (truth above, reading below each).
+REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from inference import Classifier  # noqa: E402
+from inference.read import read_digits  # noqa: E402
+from inference.read.compose import KINDS, compose_string, compose_table  # noqa: E402
+from lmdb_builder import load_mnist  # noqa: E402
+from trainer.device import machine_description  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def edit_distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def single_digit_accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray,
+                          drawing: bool) -> float:
+    right = 0
+    for start in range(0, len(images), 500):
+        batch = [Image.fromarray(im) for im in images[start:start + 500]]
+        got = clf.classify(batch, top=1, drawing=drawing)
+        right += sum(int(p[0].label) == int(y) for p, y in zip(got, labels[start:start + 500]))
+    return right / len(images)
+
+
+def save_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def failure_sheet(failures: dict[str, list]) -> Image.Image:
+    rows = [(kind, img, truth, got) for kind, items in failures.items() for img, truth, got in items]
+    width = max([img.width for _, img, _, _ in rows] + [200]) + 120
+    heights = [img.height + 30 for _, img, _, _ in rows]
+    sheet = Image.new("L", (width, max(1, sum(heights))), 255)
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for (kind, img, truth, got), h in zip(rows, heights):
+        draw.text((4, y + 2), kind, fill=0)
+        sheet.paste(img, (116, y + 14))
+        draw.text((116, y + 2), f"truth {truth.replace(chr(10), ' / ')}", fill=0)
+        draw.text((116, y + 15 + img.height), f"read  {got.replace(chr(10), ' / ')}", fill=0)
+        y += h
+    return sheet
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="model.onnx of a single-digit model (the main job's LeNet)")
+    parser.add_argument("--count", type=int, default=200, help="strings per kind (default 200)")
+    parser.add_argument("--tables", type=int, default=40, help="tables (default 40)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path, default=RESULTS / "digit_strings.json")
+    args = parser.parse_args()
+
+    mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    raw = load_mnist(mnist_dir, invert=False)
+    stored = load_mnist(mnist_dir)                    # DIGITS' polarity, as the model was trained
+    images, labels = raw.test_images, raw.test_labels
+    clf = Classifier(args.model, provider="cpu")
+    p_stored = single_digit_accuracy(clf, stored.test_images, labels, drawing=False)
+    p_drawn = single_digit_accuracy(clf, stored.test_images, labels, drawing=True)
+
+    rng = np.random.default_rng(args.seed)
+    rows, failures = {}, {}
+    for kind in (*KINDS, "tables"):
+        exact = errors = chars = 0
+        lengths, seconds = [], 0.0
+        failures[kind] = []
+        count = args.tables if kind == "tables" else args.count
+        for _ in range(count):
+            if kind == "tables":
+                idx = rng.integers(0, len(labels), 80)
+                composed = compose_table(images[idx], labels[idx], rng)
+            else:
+                idx = rng.integers(0, len(labels), int(rng.integers(3, 9)))
+                composed = compose_string(list(images[idx]), list(labels[idx]), kind, rng)
+            start = time.perf_counter()
+            reading = read_digits(clf, composed.image)
+            seconds += time.perf_counter() - start
+            if kind == "tables":
+                got = "\n".join(" ".join(row) for row in reading.table())
+                ok = reading.table() == composed.cells
+                truth_chars, got_chars = composed.text.replace("\n", " "), got.replace("\n", " ")
+            else:
+                got = reading.text.replace(" ", "")
+                ok = got == composed.text
+                truth_chars, got_chars = composed.text, got
+            lengths.append(len(composed.text.replace(" ", "").replace("\n", "")))
+            exact += ok
+            errors += edit_distance(truth_chars, got_chars)
+            chars += len(truth_chars)
+            if not ok and len(failures[kind]) < 8:
+                failures[kind].append((composed.image, composed.text, got))
+        ideal = float(np.mean([p_drawn ** n for n in lengths]))
+        rows[kind] = {"count": count, "exact": exact / count, "cer": errors / chars,
+                      "ideal_p_to_the_L": ideal, "mean_digits": float(np.mean(lengths)),
+                      "ms_per_image": 1000 * seconds / count}
+
+    print(f"{args.model}: single digits {100 * p_stored:.2f} % (as stored), "
+          f"{100 * p_drawn:.2f} % (drawing normalization), MNIST test split, seed {args.seed}")
+    print("| kind | images | digits/image | exact | CER | p^L (ideal cuts) | ms/image |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, r in rows.items():
+        print(f"| {kind} | {r['count']} | {r['mean_digits']:.1f} | {100 * r['exact']:.1f} % | "
+              f"{100 * r['cer']:.2f} % | {100 * r['ideal_p_to_the_L']:.1f} % | {r['ms_per_image']:.0f} |")
+    result = {"model": str(args.model), "seed": args.seed, "machine": machine_description(),
+              "single_digit_accuracy": p_stored, "single_digit_accuracy_drawing": p_drawn,
+              "kinds": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(args.out, lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
+    picture = args.out.with_name(args.out.stem + "_failures.png")
+    save_atomic(picture, lambda p: failure_sheet(failures).save(p, format="PNG"))
+    print(f"wrote {args.out} and {picture}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
