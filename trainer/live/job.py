@@ -55,7 +55,7 @@ class Series:
 class JobState:
     version: str
     state: str           # not started | running | done | stopped | idle
-    iteration: int       # the last iteration with metrics (0 before any)
+    iteration: int       # the newest metrics row's or snapshot's (0 before any)
     epoch: float
     max_iter: int | None
     series: list[Series]
@@ -113,8 +113,12 @@ class LiveJob:
                 path.name, path.stat().st_size if path.exists() else 0,
                 onnx_path(path).is_file()))
         state, tail = read_log_state(self.out / LOG)
-        return JobState(version, state, last[1] if last else 0, last[0] if last else 0.0,
-                        self.max_iter(), series, snapshots, tail)
+        # the position: the newest metrics row, or a newer snapshot (the run's last iteration)
+        iteration, epoch = (last[1], last[0]) if last else (0, 0.0)
+        if snapshots and snapshots[-1].iteration > iteration and per_iteration is not None:
+            iteration, epoch = snapshots[-1].iteration, snapshots[-1].epoch
+        return JobState(version, state, iteration, epoch, self.max_iter(), series, snapshots,
+                        tail)
 
     def snapshot(self, iteration: int) -> Path | None:
         return self._snapshot_files().get(iteration)
