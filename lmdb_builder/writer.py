@@ -6,6 +6,11 @@
 - Key `'%08d_%d' % (running index, label)`, e.g. `00000000_3`; the index counts written records
   from 0, so the keys' lexicographic order (Caffe's read order) is the write order.
 - On `MapFullError` the map size doubles and the same batch is written again.
+
+One difference: DIGITS' commits each waited for the disk (py-lmdb's default `sync=True`); here
+they do not (`sync=False`), and `close` syncs once. The database is built inside a temporary
+folder that is renamed only when complete (build.py), so a commit that reached the disk early
+would not make an interrupted build usable anyway; the file is the same.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ class LmdbWriter:
                  batch_size: int = BATCH_SIZE):
         self.path = Path(path)
         self.batch_size = batch_size
-        self.env = lmdb.open(str(self.path), map_size=map_size, map_async=True, max_dbs=0)
+        self.env = lmdb.open(str(self.path), map_size=map_size, map_async=True, max_dbs=0, sync=False)
         self.count = 0          # records committed
         self.transactions = 0   # committed write transactions
         self.map_growths = 0
@@ -65,7 +70,7 @@ class LmdbWriter:
         self._batch = []
 
     def close(self) -> None:
-        """Commit what is queued, sync and close (DIGITS opened with map_async, so sync here)."""
+        """Commit what is queued, sync once and close (the commits did not wait for the disk)."""
         try:
             self.flush()
             self.env.sync(True)
