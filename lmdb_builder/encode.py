@@ -5,11 +5,13 @@ process (or in this process with one worker) and comes back with the partial int
 resized images for the mean. The main process only writes LMDB, so every core encodes.
 
 Copies are avoided on the way: a grey image in a colour dataset stays HxW from the resize to the
-PNG (png.py spreads it into three channels while filtering) and into the mean (summed once as
-grey, spread once per chunk); the chunk's sum is kept in uint32 (exact below 16 million images
-of 255) and only turned into int64 at the end of the chunk. Chunks are taken back strictly in submission order, so the records,
-and therefore the keys, are the same for any number of workers; the noise of fill/half_crop is
-drawn from a generator seeded by (seed, database, position), not from the worker.
+PNG (png.py writes it as a grey-ramp palette image, the same pixels) and into the mean (summed
+once as grey, spread over the channels once per chunk); the chunk's sum is kept in uint32 (exact
+below 16 million images of 255) and only turned into int64 at the end of the chunk.
+
+Chunks are taken back strictly in submission order, so the records, and therefore the keys, are
+the same for any number of workers; the noise of fill/half_crop is drawn from a generator seeded
+by (seed, database, position), not from the worker.
 
 DIGITS used up to 10 threads and let thread timing decide the order; processes are used here
 because PIL's resize and zlib hold the GIL for part of the work.
