@@ -222,3 +222,20 @@ def test_a_page_of_hundreds_of_digits_is_bounded(lenet_classifier, mnist_test):
     noise = Image.fromarray((np.random.default_rng(9).random((900, 1300)) < 0.5).astype(np.uint8) * 255)
     with pytest.raises(TooMuchInk):
         read_digits(lenet_classifier, noise, ReadLimits(max_runs=20_000))
+
+
+def test_command_line(lenet, mnist_test, tmp_path, capsys):
+    from inference.__main__ import main
+    composed = _strings(mnist_test, "separated", 1, seed=9, lengths=(4, 5))[0]
+    path = tmp_path / "number.png"
+    composed.image.save(path)
+    assert main(["read", str(lenet.onnx), str(path), "--provider", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert str(path) in out and "% confident" in out and len(out.splitlines()[1].strip()) == 4
+    assert main(["read", str(lenet.onnx), str(path), "--table"]) == 0
+    assert capsys.readouterr().out.strip().isdigit()
+    assert main(["read", str(lenet.onnx), str(path), "--json"]) == 0
+    assert '"digits"' in capsys.readouterr().out
+    assert main(["read", str(lenet.onnx), str(tmp_path / "missing.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "missing.png" in err and "Traceback" not in err
