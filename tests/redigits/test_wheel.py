@@ -45,17 +45,17 @@ def _package_data(cfg) -> dict[str, list[str]]:
             for pkg, globs in cfg["options.package_data"].items()}
 
 
-def _expected_files(cfg) -> set[str]:
-    """Every module and every package-data file of the source tree, as wheel paths."""
+def _expected_files(cfg, root: Path) -> set[str]:
+    """Every module and every package-data file of the sources in `root`, as wheel paths."""
     expected = set()
     for top in _top_packages(cfg):
-        for path in (REPO / top).rglob("*.py"):
+        for path in (root / top).rglob("*.py"):
             if "__pycache__" not in path.parts:
-                expected.add(path.relative_to(REPO).as_posix())
+                expected.add(path.relative_to(root).as_posix())
     for package, globs in _package_data(cfg).items():
-        folder = REPO.joinpath(*package.split("."))
+        folder = root.joinpath(*package.split("."))
         for pattern in globs:
-            expected.update(p.relative_to(REPO).as_posix() for p in folder.glob(pattern)
+            expected.update(p.relative_to(root).as_posix() for p in folder.glob(pattern)
                             if p.is_file())
     return expected
 
@@ -75,7 +75,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], log: list[str],
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     took = time.monotonic() - start
     shown = " ".join(Path(c).name if i == 0 else "SCRIPT" if "\n" in str(c) else str(c)
-                     for i, c in enumerate(cmd)).replace(f"{cwd}/", "")
+                     for i, c in enumerate(cmd)).replace(f"{cwd}/", "").replace(str(cwd.parent), "$TMP")
     log.append(f"$ {shown}   [{took:.1f} s, exit {proc.returncode}]")
     assert proc.returncode == 0, f"{shown} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -122,7 +122,7 @@ def test_wheel_installs_and_runs_a_job(tmp_path, mnist_dir):
     with zipfile.ZipFile(wheels[0]) as zf:
         names = set(zf.namelist())
         entry_points = next(zf.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    missing = sorted(_expected_files(cfg) - names)
+    missing = sorted(_expected_files(cfg, src) - names)
     assert not missing, f"not in the wheel: {missing}"
     for required in ("prototxt/caffe.proto", "prototxt/networks/lenet.prototxt",
                      "prototxt/networks/alexnet.prototxt", "prototxt/networks/googlenet.prototxt",
