@@ -22,14 +22,14 @@ IMREAD_ANYCOLOR) gives 3-channel BGR, PIL's `convert("RGB")` (DIGITS, datum.py) 
 reader that takes PIL's palette indices as the image, `np.asarray(Image.open(...))`, sees HxW.)
 `gray_as_rgb="rgb"` writes colour type 2 with the three channels spread instead.
 
-Levels (256x256x3 MNIST digits, one core of an AVX-512 EPYC, per image; PIL default 4.4 ms 9.8 KB,
-OpenCV's imencode as Caffe's convert_imageset calls it 1.3 ms 19 KB):
+Levels (10,000 MNIST test digits at 256x256x3, CPU time per image on a busy 2-core AVX-512 EPYC;
+PIL's default 4.4 ms and 9.8 KB, OpenCV's imencode as convert_imageset calls it 1.3 ms, 19 KB):
 
-| level | deflate by | ms RGB (colour type 2) | KB | ms palette | KB |
+| level | deflate by | palette (grey) ms | KB | RGB ms | KB |
 |---|---|---|---|---|---|
-| 0 | zlib, stored (no compression) | 0.2 | 197 | 0.03 | 66 |
-| 1 (default) | ISA-L level 1 (`isal` package) | 0.2 | 11 | 0.07 | 7.4 |
-| 2 - 9 | zlib at that level | 1.0 - 17 | 12 - 7 | 0.4 - 5 | 7 - 5 |
+| 0 | zlib, stored (no compression) | 0.06 | 67 | 0.6 | 197 |
+| 1 (default) | ISA-L level 1 (`isal` package) | 0.08 | 7.4 | 0.2 | 11 |
+| 2 / 6 / 9 | zlib at that level | 0.3 / 0.8 / 2.4 | 7.5 / 6.6 / 6.3 | 0.8 / 1.7 / 5.8 | 11 / 7.8 / 7.1 |
 
 ISA-L picks its code path by CPU, so level 1 bytes may differ between machines (never between
 runs or worker processes on one machine); the pixels never differ.
@@ -38,10 +38,9 @@ from __future__ import annotations
 
 import struct
 import zlib
-
-import numpy as np
 from typing import Literal, Union
 
+import numpy as np
 from isal import isal_zlib
 
 LEVELS = range(10)
