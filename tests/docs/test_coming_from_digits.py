@@ -119,7 +119,7 @@ def test_every_command_of_the_page_runs(tmp_path, mnist_dir, seed_job):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(MNIST=str(tmp_path / "mnist"), JOBS=str(jobs), DOWNLOAD=str(download),
-               PORT=str(_free_port()), PATH=f"{script.parent}{os.pathsep}{env.get('PATH', '')}",
+               PORT=str(_free_port()), LIVE_PORT=str(_free_port()), PATH=f"{script.parent}{os.pathsep}{env.get('PATH', '')}",
                REDIGITS_MNIST_DIR=str(tmp_path / "no-such-folder"))   # only what the page says
     outputs = []
     for i, block in enumerate(shell_blocks(DOC.read_text(encoding="utf-8"))):
@@ -140,6 +140,8 @@ def test_every_command_of_the_page_runs(tmp_path, mnist_dir, seed_job):
     assert sorted((work / "reruns/seed").glob("snapshot_iter_1.caffemodel"))
     for onnx in ("lenet.onnx", "downloaded.onnx", "seed.onnx"):
         assert (work / onnx).stat().st_size > 10_000, onnx
+    state = json.loads((work / "lenet-state.json").read_text())   # the live page's data
+    assert isinstance(state, dict) and state, state
     assert sorted(work.glob("mnist-samples*.png"))      # one grid per database
     assert "mnist-files/test/7/00000.png" in everything and "top-1 accuracy" in everything
     answer = json.loads(next(line for line in everything.splitlines()
