@@ -14,10 +14,11 @@ per-channel weights, Softmax in float) exactly as `converter onnx --int8` makes 
   test set is seen), then both models classify MNIST's 10,000 test digits
   ($REDIGITS_MNIST_DIR, stored black on white as DIGITS' dataset does) fed as the metadata says.
 
-Latency: ms per batch, the median of --repeat runs after 3 warm-up runs, fp32 and int8
-alternating run by run so that the machine's other work weighs on both alike. Goal (issue 12):
-int8 >= 2x faster than fp32 at <= 0.2 % top-1 loss. VNNI (avx512_vnni / avx_vnni) decides
-how fast int8 convolutions are on x86; the CPU flags are printed and saved with the figures.
+Latency: ms per batch, the median of at least --repeat runs and --seconds after 3 warm-up
+runs, fp32 and int8 alternating run by run so that the machine's other work weighs on both
+alike. Goal (issue 12): int8 >= 2x faster than fp32 at <= 0.2 % top-1 loss. VNNI
+(avx512_vnni / avx_vnni) decides how fast int8 convolutions are on x86; the CPU flags are
+printed and saved with the figures.
 """
 from __future__ import annotations
 
@@ -59,19 +60,22 @@ def session(data: bytes, threads: int):
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def paired_ms(fp32, int8, x: np.ndarray, repeat: int) -> tuple[float, float]:
-    """Median ms per run of each session on `x`, the two alternating."""
+def paired_ms(fp32, int8, x: np.ndarray, repeat: int,
+              seconds: float = 3.0) -> tuple[float, float, int]:
+    """Median ms per run of each session on `x`, and the runs of each: the two alternate for at
+    least `repeat` pairs and `seconds` (a LeNet run takes 0.1 ms: hundreds outlast the noise)."""
     name = fp32.get_inputs()[0].name
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for _ in range(3):
         fp32.run(None, {name: x})
         int8.run(None, {name: x})
-    for _ in range(repeat):
+    end = time.perf_counter() + seconds
+    while len(times["fp32"]) < repeat or time.perf_counter() < end:
         for label, sess in (("fp32", fp32), ("int8", int8)):
             start = time.perf_counter()
             sess.run(None, {name: x})
             times[label].append(1000 * (time.perf_counter() - start))
-    return statistics.median(times["fp32"]), statistics.median(times["int8"])
+    return statistics.median(times["fp32"]), statistics.median(times["int8"]), len(times["fp32"])
 
 
 def googlenet(tmp: Path, reference: Path) -> tuple[bytes, bytes, tuple[int, ...]]:
@@ -104,7 +108,8 @@ def main(argv=None) -> int:
                         "folder for LeNet's calibration, e.g. the dataset's train_db")
     parser.add_argument("--calibration-images", type=int, default=500)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=30, help="at least this many runs a cell")
+    parser.add_argument("--seconds", type=float, default=3.0, help="and at least this long")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args(argv)
@@ -127,9 +132,9 @@ def main(argv=None) -> int:
         s32, s8 = session(fp32, args.threads), session(int8, args.threads)
         for batch in args.batches:
             x = np.random.default_rng(batch).normal(0, 50, (batch, *shape)).astype(np.float32)
-            ms32, ms8 = paired_ms(s32, s8, x, args.repeat)
+            ms32, ms8, runs = paired_ms(s32, s8, x, args.repeat, args.seconds)
             rows.append({"model": label, "input": "x".join(map(str, shape)), "batch": batch,
-                         "fp32_ms": ms32, "int8_ms": ms8, "speedup": ms32 / ms8,
+                         "runs": runs, "fp32_ms": ms32, "int8_ms": ms8, "speedup": ms32 / ms8,
                          "fp32_MB": len(fp32) / 1e6, "int8_MB": len(int8) / 1e6})
 
     images, labels = mnist_test(transform, mnist_dir)
@@ -139,12 +144,12 @@ def main(argv=None) -> int:
                 "top1_loss_points": 100 * (acc32 - acc8), "agreement": float((p32 == p8).mean()),
                 "calibration": calibration.describe()}
 
-    print(f"\nint8 (static QDQ, per-channel) vs fp32 on ONNX Runtime CPU, median of {args.repeat} "
-          f"alternating runs; CPU flags: {' '.join(cpu_flags()) or 'none found'}")
-    print(f"{'model':<28} {'input':>9} {'batch':>5} {'fp32 ms':>9} {'int8 ms':>9} {'int8/fp32':>10}")
+    print(f"\nint8 (static QDQ, per-channel) vs fp32 on ONNX Runtime CPU, median of >= {args.repeat} "
+          f"alternating runs and {args.seconds:g} s a cell; CPU flags: {' '.join(cpu_flags()) or 'none found'}")
+    print(f"{'model':<28} {'input':>9} {'batch':>5} {'fp32 ms':>9} {'int8 ms':>9} {'speed-up':>9} {'runs':>5}")
     for r in rows:
         print(f"{r['model']:<28} {r['input']:>9} {r['batch']:>5} {r['fp32_ms']:>9.3f} "
-              f"{r['int8_ms']:>9.3f} {r['speedup']:>9.2f}x")
+              f"{r['int8_ms']:>9.3f} {r['speedup']:>8.2f}x {r['runs']:>5}")
     print(f"LeNet on MNIST's {accuracy['images']} test digits: top-1 fp32 {100 * acc32:.2f} %, "
           f"int8 {100 * acc8:.2f} %, loss {accuracy['top1_loss_points']:.2f} points, agreement "
           f"{100 * accuracy['agreement']:.2f} % (calibrated on {calibration.describe()})")
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
                               "onnxruntime": onnxruntime.__version__,
                               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                                   timespec="seconds")},
-                  "repeat": args.repeat, "threads": args.threads or os.cpu_count(),
+                  "repeat": args.repeat, "seconds": args.seconds, "threads": args.threads or os.cpu_count(),
                   "rows": rows, "lenet_mnist_test": accuracy,
                   "seconds": round(time.time() - started, 1)}
         from prototxt import atomic_write
