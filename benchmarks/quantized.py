@@ -50,6 +50,12 @@ def cpu_flags() -> list[str]:
     return sorted(set(re.findall(r"\b(avx512_vnni|avx_vnni|avx512_bf16|avx512f|avx2)\b", text)))
 
 
+def cpu_name() -> str:
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    found = re.search(r"model name\s*:\s*(.+)", text)
+    return found.group(1).strip() if found else platform.machine()
+
+
 def session(data: bytes, threads: int):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -160,16 +166,16 @@ def main(argv=None) -> int:
           f"{accuracy['top1_loss_points']:.2f} points)")
     if args.json:
         import onnxruntime
-        result = {"machine": {"cpu": platform.processor() or platform.machine(),
+        result = {"machine": {"cpu": cpu_name(),
                               "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
                               "load_average_1min": os.getloadavg()[0],
                               "python": platform.python_version(),
                               "onnxruntime": onnxruntime.__version__,
                               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
                                   timespec="seconds")},
-                  "repeat": args.repeat, "seconds": args.seconds, "threads": args.threads or os.cpu_count(),
+                  "repeat": args.repeat, "seconds_per_cell": args.seconds, "threads": args.threads or os.cpu_count(),
                   "rows": rows, "lenet_mnist_test": accuracy,
-                  "seconds": round(time.time() - started, 1)}
+                  "wall_seconds": round(time.time() - started, 1)}
         from prototxt import atomic_write
         atomic_write(args.json, (json.dumps(result, indent=2) + "\n").encode())
     return 0
