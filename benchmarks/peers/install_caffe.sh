@@ -2,9 +2,10 @@
 # A real BVLC Caffe 1.0 CPU build to measure against, on a Debian 12 machine without building it:
 # Debian 11 (bullseye) packaged Caffe (1.0.0+git20180821.99bd997, CPU_ONLY, OpenBLAS 0.3.13
 # pthread). Its .debs and their libraries are downloaded and extracted under PREFIX (default
-# /opt/caffe), not installed, so nothing of the system changes. libgdal is replaced by a stub that
-# aborts if called: OpenCV's image reader links it for GDAL raster formats only, never for
-# PNG/JPEG, and the real one would pull some 40 more packages.
+# /opt/caffe), not installed, so nothing of the system changes. libgdal is replaced by a stub
+# whose functions do nothing and return 0 (GDALOpen: no dataset): OpenCV's image codecs link it
+# for GDAL raster formats only (its decoder calls GDALAllRegister when the codecs load), never
+# read PNG/JPEG with it, and the real one would pull some 40 more packages.
 #
 #   sudo bash benchmarks/peers/install_caffe.sh [PREFIX]
 #   PREFIX/bin/caffe, PREFIX/bin/convert_imageset, PREFIX/bin/compute_image_mean
@@ -35,11 +36,11 @@ PKGS=(caffe libcaffe1 libboost-python1.74.0 libgoogle-glog0v5 libgflags2.2 libpr
 # libopenjp2-7 libjbig0 libdeflate0 libzstd1 liblzma5 libquadmath0 libboost-filesystem1.74.0.
 (cd "$WORK/debs" && apt-get "${APT[@]}" download "${PKGS[@]}")
 for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$PREFIX/root"; done
-# The stub: every GDAL symbol OpenCV's imgcodecs asks for, each an abort().
+# The stub: every GDAL symbol OpenCV's imgcodecs asks for, each returning 0.
 IMGCODECS="$(ls "$PREFIX"/root/usr/lib/x86_64-linux-gnu/libopencv_imgcodecs.so.4.5* | head -1)"
-{ echo '#include <stdlib.h>'; i=0
+{ i=0
   for s in $(objdump -T "$IMGCODECS" | awk '/\*UND\*/{print $NF}' | grep GDAL | sort -u); do
-    i=$((i+1)); echo "void f$i(void) __asm__(\"$s\"); void f$i(void){abort();}"; done
+    i=$((i+1)); echo "long f$i(void) __asm__(\"$s\"); long f$i(void){return 0;}"; done
 } > "$WORK/gdalstub.c"
 gcc -shared -fPIC -o "$PREFIX/lib/libgdal.so.28" -Wl,-soname,libgdal.so.28 "$WORK/gdalstub.c"
 R="$PREFIX/root/usr/lib"
