@@ -300,7 +300,13 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
             continue
         with torch.device("meta"):
             built: Built = spec.build(ctx)
-        top_shapes = _infer(built.module, ctx)
+        top_shapes = _declared_tops(spec, built, ctx)
+        if top_shapes is None or SHAPES_BY_META:
+            inferred = _infer(built.module, ctx)
+            if top_shapes is not None and [tuple(s) for s in top_shapes] != inferred:
+                raise ctx.fail(f"declared top shapes {top_shapes} differ from the module's "
+                               f"{inferred} (a converter bug)")
+            top_shapes = inferred
         if len(top_shapes) != len(layer.top):
             raise ctx.fail(f"computes {len(top_shapes)} top(s) but lists {len(layer.top)}")
         for top, shape in zip(layer.top, top_shapes):
@@ -325,13 +331,30 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
     if materialize:
         check_fits(model)  # before allocating: a clear error instead of the allocator's
         try:
-            model.to_empty(device="cpu")
+            _materialize(model)
         except RuntimeError as exc:  # the estimate fitted, the allocation did not
             raise ConverterError(f"cannot allocate the net's parameters: "
                                  f"{str(exc).splitlines()[0]}", source) from None
         _fill(model, seed)
     model.train(state.phase == caffe_pb2.TRAIN)
     return model
+
+
+# Tests set this to run every module on meta tensors too and compare with the declared shapes.
+SHAPES_BY_META = False
+
+
+def _declared_tops(spec, built: Built, ctx: LayerContext) -> list[Shape] | None:
+    """Top shapes known without running the module: the builder's `tops`, or the bottom's shape
+    for every other type that may compute in place (Caffe's neuron-like layers: their Reshape
+    gives the top the bottom's shape; MVN, whose top is always 4-D, declares it). Skipping the meta run matters at start-up: PyTorch's first
+    Python meta kernel (most elementwise ops) imports torch._dynamo, about as long as importing
+    torch itself, while convolutions and pooling have C++ meta kernels."""
+    if built.tops is not None:
+        return [tuple(s) for s in built.tops]
+    if spec.in_place and len(ctx.bottoms) == 1 and len(ctx.layer.top) == 1:
+        return [tuple(ctx.bottoms[0])]
+    return None
 
 
 def _infer(module: nn.Module, ctx: LayerContext) -> list[Shape]:
@@ -349,6 +372,20 @@ def _infer(module: nn.Module, ctx: LayerContext) -> list[Shape]:
     if not isinstance(result, tuple):
         result = (result,)
     return [tuple(t.shape) for t in result]
+
+
+def _materialize(model: nn.Module) -> None:
+    """Meta parameters and buffers -> uninitialised CPU tensors (filled next): what
+    Module.to_empty does, without PyTorch's Python empty_like, whose first call imports sympy
+    (a few tenths of a second at every start-up). Nothing is shared inside one built net."""
+    for module in model.modules():
+        for name, p in module._parameters.items():
+            if p is not None:
+                module._parameters[name] = nn.Parameter(torch.empty(p.shape, dtype=p.dtype),
+                                                        p.requires_grad)
+        for name, b in module._buffers.items():
+            if b is not None:
+                module._buffers[name] = torch.empty(b.shape, dtype=b.dtype)
 
 
 def _plan_release(model: CaffeNet) -> None:

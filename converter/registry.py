@@ -41,9 +41,12 @@ class Blob(NamedTuple):
 
 
 class Built(NamedTuple):
-    """What a builder returns: the module and its Caffe blobs in Caffe's order."""
+    """What a builder returns: the module and its Caffe blobs in Caffe's order; `tops`, the
+    top shapes where the builder states them (else the graph builder runs the module on meta
+    tensors to find them: see converter.net.SHAPES_BY_META)."""
     module: nn.Module
     blobs: tuple[Blob, ...] = ()
+    tops: tuple[Shape, ...] | None = None
 
 
 @dataclass

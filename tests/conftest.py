@@ -7,6 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import converter.net
+
+# Every net the tests build in this process also runs its layers on meta tensors, and a top
+# shape a builder declares must equal what its module computes (converter.net._declared_tops).
+converter.net.SHAPES_BY_META = True
+
 REPO = Path(__file__).resolve().parent.parent
 _DEFAULTS = {
     "REDIGITS_REFERENCE_DIR": REPO.parent / "shared" / "reference",
@@ -47,3 +53,10 @@ def mnist_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20190317)
+
+
+@pytest.fixture(scope="session")
+def lenet(tmp_path_factory, mnist_dir):
+    """A LeNet trained briefly on MNIST and exported (tests/lenet_job.py), once per session."""
+    from tests.lenet_job import make_trained_lenet
+    return make_trained_lenet(tmp_path_factory.mktemp("trained-lenet"), mnist_dir)

@@ -48,4 +48,6 @@ def accuracy(ctx: LayerContext) -> Built:
     ctx.check(p.top_k <= classes, f"top_k ({p.top_k}) must be less than or equal to the number "
                                   f"of classes ({classes})")
     ignore = p.ignore_label if p.HasField("ignore_label") else None
-    return Built(Accuracy(axis, p.top_k, ignore, len(ctx.layer.top) > 1))
+    per_class = len(ctx.layer.top) > 1
+    tops = ((), (classes,)) if per_class else ((),)  # Caffe: a 0-axis blob, then (C,)
+    return Built(Accuracy(axis, p.top_k, ignore, per_class), tops=tops)

@@ -67,7 +67,9 @@ def concat(ctx: LayerContext) -> Built:
             a == b for j, (a, b) in enumerate(zip(shape, first)) if j != axis),
             f"all bottoms must have the same shape except on axis {axis}; bottom 0 is "
             f"{list(first)}, bottom {i} is {list(shape)}")
-    return Built(Concat(axis))
+    top = list(first)
+    top[axis] = sum(shape[axis] for shape in ctx.bottoms)
+    return Built(Concat(axis), tops=(tuple(top),))
 
 
 @layer("Slice", bottoms=1, tops=(1, None))

@@ -70,16 +70,18 @@ def _blobs(ctx: LayerContext) -> tuple[Blob, ...]:
 def convolution(ctx: LayerContext) -> Built:
     """N-D convolution with group, dilation, kernel/stride/pad (h, w), bias_term."""
     n, channels, kernel, stride, pad, dilation = _setup(ctx)
+    p = ctx.layer.convolution_param
+    top = [ctx.bottoms[0][0], p.num_output]
     for i in range(n):
         extent = dilation[i] * (kernel[i] - 1) + 1
         size = ctx.bottoms[0][2 + i]
         ctx.check_size(size + 2 * pad[i] >= extent,
                   f"the kernel (extent {extent}) is larger than the padded input "
                   f"({size} + 2x{pad[i]}) on spatial axis {i}")
-    p = ctx.layer.convolution_param
+        top.append((size + 2 * pad[i] - extent) // stride[i] + 1)
     module = CONV[n](channels, p.num_output, kernel, stride, pad, dilation, p.group,
                      bias=p.bias_term)
-    return Built(module, _blobs(ctx))
+    return Built(module, _blobs(ctx), (tuple(top),))
 
 
 @layer("Deconvolution", bottoms=1, tops=1)

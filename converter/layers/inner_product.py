@@ -49,4 +49,6 @@ def inner_product(ctx: LayerContext) -> Built:
     blobs = (Blob("weight", p.weight_filler),)
     if p.bias_term:
         blobs += (Blob("bias", p.bias_filler),)
-    return Built(InnerProduct(features, p.num_output, axis, p.transpose, p.bias_term), blobs)
+    top = (*ctx.bottoms[0][:axis], p.num_output)
+    return Built(InnerProduct(features, p.num_output, axis, p.transpose, p.bias_term), blobs,
+                 (top,))

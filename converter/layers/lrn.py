@@ -127,6 +127,7 @@ def lrn(ctx: LayerContext) -> Built:
                                      f"{p.local_size}")
     ctx.check(len(ctx.bottoms[0]) == 4, f"the bottom must have 4 axes, not shape "
                                         f"{list(ctx.bottoms[0])}")
+    same = tuple(ctx.bottoms[0])
     if p.norm_region == L.WITHIN_CHANNEL:
-        return Built(WithinChannelLRN(p.local_size, p.alpha, p.beta))
-    return Built(AcrossChannelLRN(p.local_size, p.alpha, p.beta, p.k))
+        return Built(WithinChannelLRN(p.local_size, p.alpha, p.beta), tops=(same,))
+    return Built(AcrossChannelLRN(p.local_size, p.alpha, p.beta, p.k), tops=(same,))

@@ -90,4 +90,5 @@ def mvn(ctx: LayerContext) -> Built:
     shape = ctx.bottoms[0]
     ctx.check(1 <= len(shape) <= 4, f"the bottom must have 1 to 4 axes (Caffe's num, channels, "
                                     f"height, width), not shape {list(shape)}")
-    return Built(MVN(p.normalize_variance, p.across_channels, p.eps))
+    top = (*shape, *(1,) * (4 - len(shape)))  # Caffe reshapes the top to num x channels x h x w
+    return Built(MVN(p.normalize_variance, p.across_channels, p.eps), tops=(top,))

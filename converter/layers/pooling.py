@@ -187,4 +187,4 @@ def pooling(ctx: LayerContext) -> Built:
                         "kernel %s < stride %s): Caffe outputs -FLT_MAX (MAX) or 0/0 (AVE) there; "
                         "this converter gives -FLT_MAX or 0", ctx.layer.name, k, s)
             break
-    return Built(module)
+    return Built(module, tops=((*shape[:2], *out),))

@@ -98,4 +98,6 @@ def softmax_with_loss(ctx: LayerContext) -> Built:
     check_labels(ctx, axis)
     p = ctx.layer.loss_param
     ignore = p.ignore_label if p.HasField("ignore_label") else None
-    return Built(SoftmaxWithLoss(axis, ignore, normalization_mode(ctx), len(ctx.layer.top) > 1))
+    with_prob = len(ctx.layer.top) > 1
+    tops = ((), tuple(ctx.bottoms[0])) if with_prob else ((),)  # the loss, the probabilities
+    return Built(SoftmaxWithLoss(axis, ignore, normalization_mode(ctx), with_prob), tops=tops)
