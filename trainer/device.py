@@ -3,12 +3,17 @@
     device = resolve_device("cuda:1")          # "cpu" (default), "cuda", "cuda:N"
     precision = select_precision(device, fast=args.fast)
     log.info(precision.describe())
-    model = precision.prepare_model(model)     # to the device (+ channels_last when fast)
+    model = precision.prepare_model(model)     # to the device (+ channels_last on CPU or fast)
     with precision.autocast():
         out = model(data=precision.prepare_input(x), label=y.to(device))
 
 Default (Caffe's fidelity): float32 everywhere, and on CUDA TF32 switched off, because TF32
-matmuls/convolutions keep only 10 mantissa bits and Caffe computed in full float32.
+matmuls/convolutions keep only 10 mantissa bits and Caffe computed in full float32. On the CPU
+4-D inputs and weights are channels_last (NHWC), the layout oneDNN's convolutions compute in:
+still float32 throughout, only the summation order inside a convolution differs (as it differs
+between any two convolution algorithms, Caffe's im2col + GEMM included), and training steps are
+1.5x (LeNet, batch 64) to 1.6-2x (GoogLeNet, batch 32) faster than NCHW on a 2-core AVX-512
+EPYC (same run, 2026-11-27).
 
 Fast (`--fast`): bf16 autocast where the hardware does bf16 natively (a CUDA GPU that supports
 it; a CPU with avx512_bf16, amx_bf16 or Arm's bf16), plus channels_last memory format for 4-D
@@ -114,7 +119,7 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=cache)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """Move `model` to the device; channels_last for its 4-D weights when fast. Under
+        """Move `model` to the device; channels_last for its 4-D weights where chosen. Under
         autocast, the layers with a loss weight (a CaffeNet's loss layers) get float32 inputs."""
         model = model.to(self.device)
         if self.channels_last:
@@ -130,7 +135,7 @@ class Precision:
         return model
 
     def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Move an input to the device; 4-D float inputs become channels_last when fast."""
+        """Move an input to the device; 4-D float inputs become channels_last where chosen."""
         x = x.to(self.device, non_blocking=True)
         if self.channels_last and x.dim() == 4 and x.is_floating_point():
             x = x.contiguous(memory_format=torch.channels_last)
@@ -141,8 +146,9 @@ class Precision:
         "fast mode: bf16 autocast on cpu (avx512_bf16), channels_last"."""
         where = str(self.device)
         if not self.fast:
-            tf32 = ", TF32 off, cuDNN autotuned" if self.device.type == "cuda" else ""
-            return f"precision: fp32 on {where}{tf32} (Caffe's numerics; --fast for bf16)"
+            how = (", TF32 off, cuDNN autotuned" if self.device.type == "cuda" else
+                   ", channels_last" if self.channels_last else "")
+            return f"precision: fp32 on {where}{how} (Caffe's numerics; --fast for bf16)"
         layout = ", channels_last" if self.channels_last else ""
         if self.dtype is None:
             return f"fast mode: fp32 on {where} ({self.note}){layout}"
@@ -184,7 +190,7 @@ def select_precision(device: torch.device | str | None = None, fast: bool = Fals
             return Precision(device, True, torch.bfloat16, True, f"{name}, TF32 on")
         return Precision(device, True, None, True, "this GPU has no bf16, TF32 on")
     if not fast:
-        return Precision(device)
+        return Precision(device, channels_last=True, note="oneDNN's layout")
     flags = cpu_bf16_flags(cpuinfo)
     if flags:
         return Precision(device, True, torch.bfloat16, True, ", ".join(flags))

@@ -72,7 +72,7 @@ def test_bf16_flags_from_cpuinfo():
 def test_describe_lines():
     cpu = torch.device("cpu")
     assert select_precision(cpu).describe() == \
-        "precision: fp32 on cpu (Caffe's numerics; --fast for bf16)"
+        "precision: fp32 on cpu, channels_last (Caffe's numerics; --fast for bf16)"
     assert select_precision(cpu, fast=True, cpuinfo=X86_BF16).describe() == \
         "fast mode: bf16 autocast on cpu (avx512_bf16), channels_last"
     assert select_precision(cpu, fast=True, cpuinfo=X86_PLAIN).describe() == \
@@ -81,13 +81,24 @@ def test_describe_lines():
         "precision: fp32 on cuda:0, TF32 off, cuDNN autotuned (Caffe's numerics; --fast for bf16)"
 
 
-def test_default_is_plain_fp32():
+def test_default_is_fp32_in_onednns_layout():
     p = select_precision("cpu")
-    assert p.dtype is None and not p.channels_last
-    x = torch.zeros(3, 2, 9, 7)
-    assert p.prepare_input(x).is_contiguous()
+    assert p.dtype is None and p.channels_last and not p.fast
+    x = p.prepare_input(torch.zeros(3, 2, 9, 7))
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.dtype == torch.float32
+    assert p.prepare_input(torch.zeros(3)).shape == (3,)
     with p.autocast():
         assert not torch.is_autocast_enabled("cpu")
+    nchw = Precision(torch.device("cpu"))  # what the GPU default keeps, and the reference
+    assert not nchw.channels_last and nchw.prepare_input(torch.zeros(3, 2, 9, 7)).is_contiguous()
+
+
+def test_channels_last_fp32_matches_nchw():
+    """Only the summation order inside the convolutions differs: float32 rounding, no more."""
+    ref_scores, ref_grad = _run(Precision(torch.device("cpu")))
+    scores, grad = _run(select_precision("cpu"))
+    torch.testing.assert_close(scores, ref_scores, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-6)
 
 
 def test_fast_layout_and_autocast():
@@ -120,7 +131,7 @@ def _run(precision: Precision) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize("cpuinfo, tol", [(X86_BF16, 3e-2), (X86_PLAIN, 1e-5)])
 def test_fast_mode_stays_close_to_fp32(cpuinfo, tol):
-    ref_scores, ref_grad = _run(select_precision("cpu"))
+    ref_scores, ref_grad = _run(Precision(torch.device("cpu")))  # NCHW float32
     fast = select_precision("cpu", fast=True, cpuinfo=cpuinfo)
     scores, grad = _run(fast)
     scale = ref_scores.abs().max()
