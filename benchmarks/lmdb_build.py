@@ -23,11 +23,6 @@ a compiled binary. Runs are interleaved (Caffe, redigits, redigits 1 worker, ...
 Caffe's wall time over redigits' in each repeat, and the median is reported, with the load
 average before each run: other work on these 2-core machines slows both. Prints markdown tables
 and writes benchmarks/results/lmdb_build.json (atomically).
-
-Debian's Caffe links OpenCV with GDAL, whose codec registry calls GDALAllRegister() when the first
-image is read; benchmarks/peers/install_caffe.sh replaces libgdal by a stub that aborts there. If
-convert_imageset dies that way, it is run again with an LD_PRELOAD library (compiled here with cc)
-whose GDALAllRegister does nothing; GDAL is never used for PNG. The JSON says whether it was.
 """
 from __future__ import annotations
 
@@ -48,6 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import cpu_flags  # noqa: E402
 from lmdb_builder.build import BuildOptions, build_dataset  # noqa: E402
 from lmdb_builder.encode import default_workers  # noqa: E402
 from lmdb_builder.mnist import find_mnist_dir, load_mnist, plan_mnist  # noqa: E402
@@ -67,15 +63,6 @@ def _cpu() -> float:
     """User + system seconds of this process and its finished children (the worker pools)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def cpu_flags() -> list[str]:
-    """`grep -o -E 'avx512f|avx512_bf16|avx2' /proc/cpuinfo | sort -u`."""
-    try:
-        words = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    return sorted(words & {"avx2", "avx512f", "avx512_bf16"})
 
 
 def cpu_model() -> str:
@@ -161,42 +148,6 @@ def _timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float
     return seconds, cpu, done
 
 
-GDAL_NOOP = "void GDALAllRegister(void) {}\n"
-
-
-def caffe_env(caffe: str, root: Path, listing: Path, work: Path) -> tuple[dict[str, str], bool]:
-    """The environment convert_imageset runs in: as is, or with the GDAL no-op preloaded when the
-    installed stub aborts (see the module docstring). Exits with a message if neither works."""
-    probe_list = work / "probe.txt"
-    probe_list.write_text(listing.read_text().splitlines()[0] + "\n")
-    env = dict(os.environ)
-
-    def probe() -> subprocess.CompletedProcess:
-        db = work / "probe_db"
-        shutil.rmtree(db, ignore_errors=True)
-        done = subprocess.run([caffe, "--encoded", "--encode_type=png", f"{root}/", str(probe_list), str(db)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        shutil.rmtree(db, ignore_errors=True)
-        return done
-
-    done = probe()
-    if done.returncode == 0:
-        return env, False
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        sys.exit(f"error: {caffe} failed ({done.returncode}) and no C compiler is here to build the "
-                 f"GDAL no-op; its output:\n{done.stdout[-2000:]}")
-    source, library = work / "gdal_noop.c", work / "gdal_noop.so"
-    source.write_text(GDAL_NOOP)
-    subprocess.run([compiler, "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
-    env["LD_PRELOAD"] = " ".join(filter(None, (str(library), env.get("LD_PRELOAD", ""))))
-    done = probe()
-    if done.returncode != 0:
-        sys.exit(f"error: {caffe} fails on one image even with the GDAL no-op ({done.returncode}); "
-                 f"its output:\n{done.stdout[-2000:]}")
-    return env, True
-
-
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -219,7 +170,7 @@ def vs_caffe_mode(args: argparse.Namespace) -> int:
         listing.write_text("".join(f"{Path(line.rsplit(' ', 1)[0]).relative_to(root)} {line.rsplit(' ', 1)[1]}\n"
                                    for line in absolute.read_text().splitlines()))
         labels = root / "labels.txt"
-        env, shimmed = caffe_env(caffe, root, listing, work)
+        env = dict(os.environ)
         python = [sys.executable, "-m", "lmdb_builder", "list", str(listing), "--root", str(root),
                   "--labels", str(labels), "--png-level", str(args.png_level)]
         redigits_env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
@@ -255,10 +206,10 @@ def vs_caffe_mode(args: argparse.Namespace) -> int:
                     print(f"  {row} {tool:<10} repeat {repeat}: {seconds:6.2f} s (CPU {cpu:.1f} s, load "
                           f"{load:.1f}, {records} records)", file=sys.stderr, flush=True)
                     shutil.rmtree(out)
-    return report(args, runs, rows, workers, shimmed)
+    return report(args, runs, rows, workers)
 
 
-def report(args: argparse.Namespace, runs: list[Run], rows: list[str], workers: int, shimmed: bool) -> int:
+def report(args: argparse.Namespace, runs: list[Run], rows: list[str], workers: int) -> int:
     flags = cpu_flags()
     summary = {}
     print(f"\nCaffe convert_imageset vs redigits (lmdb_builder list), 10,000 MNIST test PNGs, "
@@ -288,14 +239,13 @@ def report(args: argparse.Namespace, runs: list[Run], rows: list[str], workers: 
                   f"{'' if tool == 'caffe' else f'{ratio:.2f}x'} |")
     loads = [r.load_before for r in runs]
     print(f"\nload average (1 min) before the runs: {min(loads):.1f} - {max(loads):.1f} (median "
-          f"{_median(loads):.1f}); the goal is Caffe / redigits >= 2x on the 256x256x3 row"
-          + ("; convert_imageset ran with the GDAL no-op preloaded" if shimmed else ""))
+          f"{_median(loads):.1f}); the goal is Caffe / redigits >= 2x on the 256x256x3 row")
     result = {
         "benchmark": "lmdb_build --vs-caffe",
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "model": cpu_model(), "flags": flags},
         "png_level": args.png_level, "repeats": args.repeats, "images": runs[0].records if runs else 0,
-        "caffe": args.caffe, "caffe_gdal_noop_preloaded": shimmed,
+        "caffe": args.caffe,
         "load_average_before": {"min": min(loads), "median": _median(loads), "max": max(loads)},
         "rows": summary, "runs": [asdict(r) for r in runs],
     }

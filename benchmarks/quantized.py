@@ -41,13 +41,9 @@ sys.path.insert(0, str(REPO))
 
 from converter import build_model  # noqa: E402
 from converter.calibration import CaffeTransform, load_calibration  # noqa: E402
+from benchmarks.machine import cpu_flags  # noqa: E402
 from converter.onnx_export import export_onnx  # noqa: E402
 from converter.quantize import metadata_of, quantize_int8  # noqa: E402
-
-
-def cpu_flags() -> list[str]:
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return sorted(set(re.findall(r"\b(avx512_vnni|avx_vnni|avx512_bf16|avx512f|avx2)\b", text)))
 
 
 def cpu_name() -> str:

@@ -7,12 +7,20 @@ benchmarks/results/); RESULTS.md gathers those tables under one header naming th
 model, cores, GPU), the date and the commit, with the command that made each table, the
 comparison it belongs to, and the plots. Benchmarks run one at a time so that they do not share
 the cores. A failing benchmark is reported in RESULTS.md with its error; the others still run.
---quick shortens the long ones (fewer seconds, fewer epochs) for a smoke run.
+--quick shortens the long ones (fewer seconds, fewer epochs) for a smoke run. With --only or
+--skip, the sections of the benchmarks not run are kept from the existing RESULTS.md as they
+were; each section names its own date, commit and CPU flags.
+
+The rows against the C++ tools (issue 12) need a real Caffe: `sudo bash
+benchmarks/peers/install_caffe.sh` (Debian's BVLC Caffe 1.0 CPU build under /opt/caffe); the
+int8 row needs a trained LeNet: `--lenet model.onnx --lenet-dataset DATASET_DIR` (what `bash
+scripts/main_job.sh` makes), else it is reported as skipped.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -23,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.machine import cpu_flags  # noqa: E402
 from trainer.device import machine_description  # noqa: E402
 
 
@@ -34,6 +43,7 @@ class Bench:
     args: tuple[str, ...] = ()
     quick: tuple[str, ...] = ()
     plots: tuple[str, ...] = ()     # files under benchmarks/results/
+    needs_lenet: bool = False       # --lenet MODEL.onnx --lenet-dataset DIR are appended
 
 
 BENCHES = (
@@ -60,6 +70,19 @@ BENCHES = (
           "PNG, random 224 crops, mirror, mean image, batch 32): images/s per worker; goal >= 3,000 "
           "images/s into the model on a 16-core GPU machine", ("--workers", "1,2"),
           ("--seconds", "1", "--images", "200")),
+    Bench("vs_caffe", "vs_caffe.py",
+          "trainer vs BVLC Caffe 1.0 (issue 12): LeNet 300 SGD iterations whole process (`caffe "
+          "train`) and GoogLeNet forward+backward batch 32 (`caffe time`), same run; goal >= 1.5x "
+          "faster", ("--repeat", "3"), ("--repeat", "1", "--iterations", "50",
+                                         "--googlenet-iterations", "1")),
+    Bench("lmdb_vs_caffe", "lmdb_build.py",
+          "lmdb_builder vs BVLC Caffe 1.0's convert_imageset (issue 12): 10,000 MNIST PNGs from a "
+          "list file into a 256x256x3 PNG LMDB, same run; goal >= 2x faster",
+          ("--vs-caffe", "--repeats", "3"), ("--vs-caffe", "--repeats", "1", "--no-gray")),
+    Bench("quantized", "quantized.py",
+          "converter --int8 (issue 12): ONNX Runtime CPU int8 vs fp32, GoogLeNet and LeNet batch 1 "
+          "and 32, LeNet's top-1 on MNIST's test set; goal int8 >= 2x faster at <= 0.2 % top-1 "
+          "loss", (), ("--repeat", "5", "--seconds", "0.5"), needs_lenet=True),
     Bench("inference_server", "inference_server.py",
           "inference (issue 6): the HTTP server with dynamic batching, requests/s and p50/p99 at "
           "concurrency 1, 8, 32", (), ("--seconds", "2")),
@@ -78,6 +101,16 @@ def _gpu_section() -> str:
     table = runs[-1].read_text().strip().split("\n", 1)[1]  # without its own title
     return (f"\n## gpu (recorded, not re-run)\n\nbenchmarks/gpu/run.sh on a lent GPU machine; raw "
             f"output in benchmarks/results/gpu/{folder.name}/.\n{extra}\n{table}\n")
+
+
+def _kept_sections(path: Path) -> dict[str, str]:
+    """The `## name` sections of an existing RESULTS.md, by name (the gpu section excluded:
+    it is rebuilt from benchmarks/results/gpu/)."""
+    if not path.is_file():
+        return {}
+    parts = re.split(r"(?m)^(?=## )", path.read_text())
+    return {part.split()[1]: part.rstrip() + "\n" for part in parts[1:]
+            if part.split()[1] != "gpu"}
 
 
 def _commit() -> str:
@@ -110,6 +143,8 @@ def main() -> int:
     parser.add_argument("--skip", nargs="+", choices=names, default=[])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
+    parser.add_argument("--lenet", help="a trained LeNet .onnx for the int8 row")
+    parser.add_argument("--lenet-dataset", help="its dataset folder (calibration: train_db)")
     args = parser.parse_args()
     machine = machine_description()
     started = datetime.now()
@@ -117,11 +152,24 @@ def main() -> int:
     shared_mnist = REPO.parent / "shared" / "data" / "mnist"
     if not env.get("REDIGITS_MNIST_DIR") and shared_mnist.is_dir():
         env["REDIGITS_MNIST_DIR"] = str(shared_mnist)  # as scripts/main_job.sh does
+    kept = _kept_sections(args.out) if args.only or args.skip else {}
+    flags = " ".join(cpu_flags()) or "none of avx2/avx512"
+    provenance = (f"measured {started:%Y-%m-%d %H:%M}, commit {_commit()}, on "
+                  f"{machine.get('cpu', '?')} ({flags}), {machine.get('logical_cores', '?')} cores")
     sections = []
     for bench in BENCHES:
         if (args.only and bench.name not in args.only) or bench.name in args.skip:
+            if bench.name in kept:
+                sections.append(kept[bench.name])
             continue
         extra = bench.quick if args.quick else bench.args
+        if bench.needs_lenet:
+            if not (args.lenet and args.lenet_dataset):
+                sections.append(f"## {bench.name}\n\n{bench.about}.\n\nskipped: run_all.py "
+                                "needs --lenet MODEL.onnx --lenet-dataset DIR for it.\n")
+                continue
+            calibrate = str(Path(args.lenet_dataset) / "train_db")
+            extra = (*extra, "--lenet", args.lenet, "--calibrate", calibrate)
         command = ["python", f"benchmarks/{bench.script}", *extra]
         print(f"== {' '.join(command)}", flush=True)
         t0 = time.monotonic()
@@ -137,14 +185,17 @@ def main() -> int:
         plots = "".join(f"\n\n![{p}](results/{p})" for p in bench.plots
                         if (REPO / "benchmarks" / "results" / p).is_file())
         sections.append(f"## {bench.name}\n\n{bench.about}.\n\n`{' '.join(command)}` "
-                        f"({seconds:.0f} s)\n\n{body}{plots}\n")
+                        f"({seconds:.0f} s; {provenance})\n\n{body}{plots}\n")
     gpu = machine.get("gpu") or "none"
-    header = (f"# Benchmark results\n\nMeasured by `python benchmarks/run_all.py"
+    header = (f"# Benchmark results\n\nLast written by `python benchmarks/run_all.py"
               f"{' --quick' if args.quick else ''}` on {started:%Y-%m-%d %H:%M}, commit "
-              f"{_commit()}.\n\nMachine: {machine.get('cpu', '?')}, {machine.get('logical_cores', '?')} "
-              f"logical cores, GPU: {gpu}; torch {machine.get('torch', '?')}, "
-              f"{machine.get('torch_threads', '?')} threads.\n\nOnly measured numbers appear "
-              f"below; JSON with every figure is in benchmarks/results/.\n")
+              f"{_commit()}.\n\nMachine: {machine.get('cpu', '?')} ({flags}), "
+              f"{machine.get('logical_cores', '?')} logical cores, GPU: {gpu}; torch "
+              f"{machine.get('torch', '?')}, {machine.get('torch_threads', '?')} threads. Each "
+              f"section names when and where it was measured; machines differ between sessions "
+              f"(AVX2 only, or AVX-512 with bf16): compare the ratios measured in one run.\n\n"
+              f"Only measured numbers appear below; JSON with every figure is in "
+              f"benchmarks/results/.\n")
     args.out.write_text(header + "\n" + "\n".join(sections) + _gpu_section())
     print(f"wrote {args.out}")
     return 0

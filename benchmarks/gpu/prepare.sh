@@ -3,7 +3,7 @@
 # in the ignored folder .gpu/:
 #
 #   .gpu/mnist/       the four MNIST idx .gz files (from $REDIGITS_MNIST_DIR, else ../shared/data/mnist)
-#   .gpu/wheels/      cp312 manylinux x86-64 wheels: lmdb and protobuf, the versions of .venv
+#   .gpu/wheels/      cp312 manylinux x86-64 wheels: lmdb, protobuf and isal, the versions of .venv
 #   .gpu/ort-parts/   onnxruntime-gpu (cp312) cut into 60,000,000-byte parts ort.part00..,
 #                     ort.sha256 (of the whole wheel), ort.wheel (its file name), ort.manifest
 #                     (part names and sizes)
@@ -55,7 +55,10 @@ PB_VERSION=$("$VENV_PYTHON" -c "import google.protobuf as p; print(p.__version__
   || die "cannot read protobuf's version from $VENV_PYTHON"
 LMDB_VERSION=$("$VENV_PYTHON" -c "import lmdb; print(lmdb.__version__)") \
   || die "cannot read lmdb's version from $VENV_PYTHON"
-for spec in "lmdb==$LMDB_VERSION" "protobuf==$PB_VERSION"; do
+# isal: lmdb_builder's PNG writer deflates with ISA-L (the device image lacks it)
+ISAL_VERSION=$("$VENV_PYTHON" -c "import isal; print(isal.__version__)") \
+  || die "cannot read isal's version from $VENV_PYTHON"
+for spec in "lmdb==$LMDB_VERSION" "protobuf==$PB_VERSION" "isal==$ISAL_VERSION"; do
   name=${spec%%==*}; version=${spec##*==}
   have=$(ls "$GPU/wheels/$name-$version-"*.whl 2>/dev/null | head -1 || true)
   if [ -z "$have" ]; then

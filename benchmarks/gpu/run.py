@@ -7,7 +7,7 @@ one GPU, within a fixed time budget, with the seed's figures beside.
 Stages, in order; each is timed, run under a timeout, and skipped ("skipped: budget") when what
 is left of the budget cannot hold it, so the whole run never passes the budget:
 
-  setup       install .gpu/wheels/*.whl (lmdb, protobuf) and onnxruntime-gpu (joined from the
+  setup       install .gpu/wheels/*.whl (lmdb, protobuf, isal) and onnxruntime-gpu (joined from the
               parts in /tmp/redigits-ort, sha256 checked) into /tmp/redigits-site; children get
               PYTHONPATH=/tmp/redigits-site:REPO and LD_LIBRARY_PATH with the nvidia-* wheels'
               lib folders (torch's CUDA 13 and cuDNN 9, which onnxruntime-gpu needs); probe.py

@@ -8,7 +8,6 @@ a dependency of the project.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,19 +23,6 @@ from lmdb_builder.plan import ImageSettings
 TOOL = Path(os.environ.get("REDIGITS_CAFFE_BIN", "/opt/caffe/bin")) / "compute_image_mean"
 
 
-def _caffe_env(tmp_path: Path) -> dict[str, str]:
-    """Debian's OpenCV calls GDALAllRegister() on its first image; install_caffe.sh's libgdal stub
-    aborts there, so a no-op one is preloaded (GDAL is never used for PNG)."""
-    env = dict(os.environ)
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler:
-        (tmp_path / "noop.c").write_text("void GDALAllRegister(void) {}\n")
-        subprocess.run([compiler, "-shared", "-fPIC", "-o", str(tmp_path / "noop.so"), str(tmp_path / "noop.c")],
-                       check=True)
-        env["LD_PRELOAD"] = str(tmp_path / "noop.so")
-    return env
-
-
 @pytest.mark.skipif(not TOOL.is_file(), reason=f"no Caffe at {TOOL} (benchmarks/peers/install_caffe.sh)")
 @pytest.mark.parametrize("colour", (False, True))
 def test_caffe_reads_our_png_records(tmp_path, rng, colour):
@@ -48,7 +34,7 @@ def test_caffe_reads_our_png_records(tmp_path, rng, colour):
     result = build_dataset(plan_folder(tmp_path / "imgs", pct_val=0, seed=1), tmp_path / "ds",
                            ImageSettings(21, 34, 3), BuildOptions(workers=1, progress=False))
     done = subprocess.run([str(TOOL), str(result.out / "train_db"), str(tmp_path / "caffe_mean.binaryproto")],
-                          env=_caffe_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert done.returncode == 0, done.stdout[-2000:]
     theirs = read_mean(tmp_path / "caffe_mean.binaryproto")   # Caffe's float mean, BGR, unrounded
     ours = read_mean(result.out / "mean.binaryproto")
