@@ -35,6 +35,8 @@ class Composed:
     text: str                 # the digits; a table's rows joined by "\n", cells by " "
     kind: str
     cells: list[list[str]] | None = None     # a table's cells
+    owners: np.ndarray | None = None        # per pixel: the digit (index) whose ink is
+    #                                         strongest there, -1 on paper (not for slanted)
 
 
 def _trim(digit: np.ndarray) -> np.ndarray:
@@ -58,12 +60,15 @@ def _touches(canvas: np.ndarray, digit: np.ndarray, x: int, y: int) -> bool:
     return bool((grown & region).any())
 
 
-def _place(digits: list[np.ndarray], offsets: list[int], gaps: list[tuple[str, int]]) -> np.ndarray:
+def _place(digits: list[np.ndarray], offsets: list[int],
+           gaps: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Composite trimmed `digits` left to right; gaps[i] says how digit i+1 meets digit i:
-    ("gap", px) between ink boxes, ("touch", push px) or ("overlap", px of box overlap)."""
+    ("gap", px) between ink boxes, ("touch", push px) or ("overlap", px of box overlap).
+    Returns the canvas and the owners map (Composed.owners)."""
     height = max(d.shape[0] + o for d, o in zip(digits, offsets)) + 2 * MARGIN
     width = sum(d.shape[1] for d in digits) + 12 * len(digits) + 2 * MARGIN
     canvas = np.zeros((height, width), np.uint8)
+    owners = np.full((height, width), -1, np.int16)
     x = MARGIN
     previous_right = None
     for k, (digit, dy) in enumerate(zip(digits, offsets)):
@@ -82,11 +87,13 @@ def _place(digits: list[np.ndarray], offsets: list[int], gaps: list[tuple[str, i
                 while _touches(canvas, digit, x, y):
                     x += 1
         region = canvas[y:y + digit.shape[0], x:x + digit.shape[1]]
+        owner = owners[y:y + digit.shape[0], x:x + digit.shape[1]]
+        owner[(digit > INK) & (digit >= region)] = k
         np.maximum(region, digit, out=region)
         previous_right = x + digit.shape[1] if previous_right is None else max(
             previous_right, x + digit.shape[1])
     cols = np.flatnonzero((canvas > 0).any(axis=0))
-    return canvas[:, :cols[-1] + 1 + MARGIN]
+    return canvas[:, :cols[-1] + 1 + MARGIN], owners[:, :cols[-1] + 1 + MARGIN]
 
 
 def _shear(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -130,12 +137,12 @@ def compose_string(digits: list[np.ndarray], labels: list[int], kind: str,
             touch[rng.integers(0, n - 1)] = True
         gaps = [("touch", int(rng.integers(1, 3))) if t else ("gap", int(rng.integers(1, 5)))
                 for t in touch]
-    canvas = _place(trimmed, offsets, gaps)
+    canvas, owners = _place(trimmed, offsets, gaps)
     if kind == "slanted":
         angle = float(rng.uniform(10, 20)) * (1 if rng.random() < 0.5 else -1)
-        canvas = _shear(canvas, angle)
+        canvas, owners = _shear(canvas, angle), None
     image = Image.fromarray(255 - canvas)
-    return Composed(image, "".join(str(int(v)) for v in labels), kind)
+    return Composed(image, "".join(str(int(v)) for v in labels), kind, owners=owners)
 
 
 def compose_table(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator,

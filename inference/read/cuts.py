@@ -6,13 +6,18 @@ candidate cut columns are where, after the slant is taken out,
   - the upper contour t(x) (first ink row) has a local maximum (a valley from above),
   - the lower contour b(x) (last ink row) has a local minimum (a valley from below),
 at least EDGE x H from either side, with at most THIN x the component's 75th-percentile
-column count (a joint is thinner than the digits it joins), thinned to one per SPACING x H by the lowest n(x).
+column count (a joint is thinner than the digits it joins), thinned to one per SPACING x H by
+the lowest n(x). A component at least PAIR x H wide (room for two digits) also gets the local
+minima of its drop-fall cost (path_costs: the least ink any top-to-bottom path ending at each
+column crosses), up to JOINTS or one per JOINT_SPACING x H of its width: where touching
+digits meet, often with no thin column at all.
 Each column becomes a cut *path*: from the top row to the bottom, one pixel a row, moving at
-most one column a row within REACH x H of the column, crossing the least ink (cost per pixel:
-its ink + 0.05 per column away from the candidate, + 0.1 per sideways step; dynamic
-programming row by row, as drop-fall methods do greedily). Paths are made not to cross, and
-the pixels between two paths form a piece; a piece remembers how many strokes the cut on its
-left crossed (a joint of touching digits is usually one stroke, a cut through a 0 two). Choosing which pieces make digits is path.py's job.
+most JUMP columns a row within REACH x H of the column, crossing the least ink (cost per
+pixel: its ink + 0.05 per column away from the candidate, + STEP_COST per column sideways;
+dynamic programming row by row, as drop-fall methods do greedily). Paths are made not to
+cross, and the pixels between two paths form a piece; a piece remembers how many strokes the
+cut on its left crossed (a joint of touching digits is usually one stroke, a cut through a 0
+two). Choosing which pieces make digits is path.py's job.
 """
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ WIDE = 0.35
 EDGE = 0.12
 SPACING = 0.2
 REACH = 0.2
+PAIR = 1.0          # a component at least this x H wide may be two digits: joint_columns
+JOINTS = 3          # at most this many joint candidates per component, or one per
+JOINT_SPACING = 0.5  # ... this x H of its width
+STEP_COST = 0.1     # a cut path's price for one column sideways
+JUMP = 2            # a cut path moves at most this many columns a row
 THIN = 0.75         # a candidate column holds at most this x the 75th percentile's ink
 CROSS_INK = 0.3      # a path pixel with more ink than this crosses a stroke
 
@@ -81,11 +91,54 @@ def candidate_columns(mask: np.ndarray, height: float) -> list[int]:
     return sorted(chosen[:limit])
 
 
+def path_costs(ink: np.ndarray) -> np.ndarray:
+    """For every bottom column x: the least ink a top-to-bottom path ending at x crosses
+    (_descend's moves): a drop-fall over the whole component at once, whose local minima are
+    the joints of touching digits."""
+    return _descend(ink.astype(np.float64))[0]
+
+
+def joint_columns(ink: np.ndarray, height: float) -> list[int]:
+    """Extra candidates in a component wide enough for two digits (>= PAIR x H): the local
+    minima of path_costs, lowest first, at least EDGE x H from either side."""
+    h, w = ink.shape
+    if w < PAIR * height:
+        return []
+    edge = max(1, int(round(EDGE * height)))
+    cost = path_costs(ink)
+    cost = cost + 1e-3 * np.abs(np.arange(w) - (w - 1) / 2)     # ties: nearer the middle
+    found = [int(x) for x in _local_extrema(cost, True) if edge <= x <= w - 1 - edge]
+    return sorted(found, key=lambda x: cost[x])[:max(JOINTS, int(w / (JOINT_SPACING * height)))]
+
+
 def crossings(values: np.ndarray, path: np.ndarray) -> int:
     """How many strokes `path` cuts: runs of rows where the pixel on the path is ink."""
     on = values[np.arange(len(path)), np.clip(path, 0, values.shape[1] - 1)] > CROSS_INK
     on &= path < values.shape[1]
     return int(np.count_nonzero(np.diff(np.concatenate([[0], on.astype(np.int8)])) == 1))
+
+
+def _descend(local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-by-row dynamic programming of a top-to-bottom path through `local` costs that moves
+    at most JUMP columns a row for STEP_COST a column: (cost per bottom column, moves)."""
+    h, w = local.shape
+    cost = local[0].copy()
+    back = np.zeros((h, w), np.int8)
+    steps = np.arange(-JUMP, JUMP + 1)
+    for y in range(1, h):
+        stacked = np.full((len(steps), w), np.inf)
+        for k, d in enumerate(steps):          # arriving at x from x + d
+            if d < 0:
+                stacked[k, -d:] = cost[:d]
+            elif d > 0:
+                stacked[k, :-d] = cost[d:]
+            else:
+                stacked[k] = cost
+            stacked[k] += STEP_COST * abs(d)
+        move = stacked.argmin(axis=0)
+        cost = stacked[move, np.arange(w)] + local[y]
+        back[y] = steps[move]
+    return cost, back
 
 
 def cut_path(ink: np.ndarray, column: int, height: float) -> np.ndarray:
@@ -95,15 +148,7 @@ def cut_path(ink: np.ndarray, column: int, height: float) -> np.ndarray:
     lo, hi = max(0, column - reach), min(w, column + reach + 1)
     xs = np.arange(lo, hi)
     local = ink[:, lo:hi].astype(np.float64) + 0.05 * np.abs(xs - column)
-    cost = local[0].copy()
-    back = np.zeros((h, hi - lo), np.int8)
-    for y in range(1, h):
-        left = np.concatenate([[np.inf], cost[:-1]]) + 0.1
-        right = np.concatenate([cost[1:], [np.inf]]) + 0.1
-        stacked = np.stack([left, cost, right])
-        move = stacked.argmin(axis=0)
-        cost = stacked[move, np.arange(len(cost))] + local[y]
-        back[y] = move - 1
+    cost, back = _descend(local)
     path = np.empty(h, np.int64)
     x = int(cost.argmin())
     for y in range(h - 1, -1, -1):
@@ -117,7 +162,12 @@ def pieces(ink: np.ndarray, height: float) -> list[Piece]:
     out: list[Piece] = []
     for number, comp in enumerate(components(ink > 0)):
         values = np.where(comp.mask, ink[comp.top:comp.bottom, comp.left:comp.right], 0)
-        paths = [cut_path(values, c, height) for c in candidate_columns(comp.mask, height)]
+        columns = candidate_columns(comp.mask, height)
+        spacing = max(2, int(round(SPACING * height)) // 2)
+        for x in joint_columns(values, height):
+            if all(abs(x - c) >= spacing for c in columns):
+                columns.append(x)
+        paths = [cut_path(values, c, height) for c in sorted(columns)]
         paths.sort(key=lambda p: p.mean())
         bounds = [np.zeros(comp.height, np.int64)]
         for p in paths:

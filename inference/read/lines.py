@@ -8,7 +8,9 @@ at least half as tall as its tallest: the yardstick for every threshold that fol
 
 Slant: the shear x' = x - s (y - y_mid) that makes strokes most vertical, i.e. maximises
 sum_x n(x)^2 over the columns' ink counts n(x) (upright strokes pile ink into few columns),
-searched over s = tan(angle) for angles -30..30 degrees in 2.5-degree steps. The line's ink
+searched over s = tan(angle) for angles -30..30 degrees in 2.5-degree steps, and kept only if
+it beats s = 0 by SLANT_GAIN (15 %): upright touching digits often score a little better
+sheared, and a needless shear moves their joints away from the vertical cuts. The line's ink
 is then shifted row by row (a whole-pixel shear) so that cuts can be vertical.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from .components import Component
 
 SLANT_ANGLES = np.radians(np.arange(-30.0, 30.01, 2.5))
+SLANT_GAIN = 0.15    # a slant must pile up this much more ink than upright to be taken out
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,16 @@ def estimate_slant(ink: np.ndarray) -> float:
         return 0.0
     weights = ink[ys, xs]
     mid = (ink.shape[0] - 1) / 2
-    best, best_s = -1.0, 0.0
+    best, best_s, upright = -1.0, 0.0, 0.0
     for angle in SLANT_ANGLES:
         s = math.tan(angle)
         cols = np.round(xs + s * (ys - mid)).astype(np.int64)   # sheared left for s > 0
         cols -= cols.min()
         score = float((np.bincount(cols, weights=weights) ** 2).sum())
+        upright = score if angle == 0 else upright
         if score > best * (1 + 1e-4) or (score >= best * (1 - 1e-4) and abs(s) < abs(best_s)):
             best, best_s = max(best, score), s
-    return best_s
+    return best_s if best > upright * (1 + SLANT_GAIN) else 0.0
 
 
 def shear_rows(ink: np.ndarray, slant: float) -> tuple[np.ndarray, np.ndarray]:

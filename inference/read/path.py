@@ -31,7 +31,7 @@ import numpy as np
 
 from .cuts import Piece
 
-MAX_SPAN = 4
+MAX_SPAN = 5
 MAX_WIDTH = 1.6
 GAP, MAX_GAP = 0.12, 0.4
 FRAGMENT = 0.5

@@ -29,6 +29,7 @@ from .page import DIGIT_HEIGHT_MAX, DIGIT_HEIGHT_TARGET, load_page
 from .path import Span, best_path, legal_spans, span_score, tempered
 from .result import Box, Cell, Digit, Line, Reading, union_box
 
+NONE_LABEL = "none"    # the class of a model that knows wrong cuts (digit_classes)
 SPECK_AREA = 0.01     # x H^2: smaller components ...
 SPECK_SIDE = 0.25     # ... whose longer side is also below this x H are specks
 PAD = 2
@@ -65,15 +66,35 @@ def _typical_height(parts) -> float:
     return float(np.median([c.height for c in parts if c.height >= 0.5 * tallest]))
 
 
-def _span_image(span: Span) -> Image.Image:
+def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | None]:
+    """The model's digit columns and its "none" column (NONE_LABEL in labels.txt), if any.
+
+    A model trained with the extra class (scripts/train_string_model.py) says how likely a span
+    is a wrong cut; a span is then scored by its best *digit* probability out of all classes,
+    so P(none) lowers it, and "none" is never a digit of the reading."""
+    none = labels.index(NONE_LABEL) if NONE_LABEL in labels[:columns] else None
+    return np.array([i for i in range(columns) if i != none], np.int64), none
+
+
+def span_image(span: Span) -> Image.Image:
     canvas = np.zeros((span.height + 2 * PAD, span.width + 2 * PAD), np.uint8)
     canvas[PAD:-PAD, PAD:-PAD] = np.round(np.clip(span.ink, 0, 1) * 255).astype(np.uint8)
     return Image.fromarray(canvas)
 
 
-def read_digits(classifier: Classifier, image: ImageInput,
-                limits: ReadLimits = ReadLimits()) -> Reading:
-    """Every digit of `image`, line by line, cell by cell (module docstring)."""
+@dataclass(frozen=True)
+class LinePlan:
+    """One line cut into pieces, its cells and their digit hypotheses (spans), before scoring."""
+    line: object                  # lines.LineInk
+    slant: float
+    shifts: np.ndarray            # per row of the line: the whole-pixel shear taken out
+    top: int
+    left: int
+    cells: list                   # [(cell pieces, legal spans)]
+
+
+def segment(image: ImageInput, limits: ReadLimits = ReadLimits()) -> tuple[object, list[LinePlan]]:
+    """The page (page.Page) and every line's pieces and spans: all of reading but the classifier."""
     where = str(image) if isinstance(image, (str, os.PathLike)) else None
     page = load_page(image)
     parts = _page_components(page, limits, where)
@@ -84,10 +105,7 @@ def read_digits(classifier: Classifier, image: ImageInput,
         height = _typical_height(parts)
     parts = [c for c in parts if c.area >= SPECK_AREA * height ** 2
              or max(c.height, c.width) >= SPECK_SIDE * height]
-    if not parts:
-        return Reading([], page.size, notes=["no ink found"])
-
-    plans = []       # (line, slant, shifts, top, left, [(cell pieces, spans)])
+    plans: list[LinePlan] = []
     total = 0
     for line in group_lines(parts):
         ink, top, left = line_image(line, page.amount)
@@ -100,43 +118,59 @@ def read_digits(classifier: Classifier, image: ImageInput,
                              f"{limits.max_pieces // 2} digits), the reader's limit; read the "
                              "page in parts", where)
         cells = [(cell, legal_spans(cell, line.height)) for cell in split_cells(found, line.height)]
-        plans.append((line, slant, shifts, top, left, cells))
+        plans.append(LinePlan(line, slant, shifts, top, left, cells))
+    return page, plans
 
-    spans = [s for plan in plans for _, cell_spans in plan[5] for s in cell_spans]
+
+def span_pixels(span: Span, plan: LinePlan) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of the span's ink in working-page pixels (the line's shear undone)."""
+    ys, xs = np.nonzero(span.ink > 0)
+    ys, xs = ys + span.top, xs + span.left
+    return ys + plan.top, xs - plan.shifts[ys] + plan.left
+
+
+def read_digits(classifier: Classifier, image: ImageInput,
+                limits: ReadLimits = ReadLimits()) -> Reading:
+    """Every digit of `image`, line by line, cell by cell (module docstring)."""
+    page, plans = segment(image, limits)
+    if not plans:
+        return Reading([], page.size, notes=["no ink found"])
+
+    spans = [s for plan in plans for _, cell_spans in plan.cells for s in cell_spans]
     if spans:
-        batch = np.stack([classifier.preprocess(_span_image(s), drawing=True) for s in spans])
+        batch = np.stack([classifier.preprocess(span_image(s), drawing=True) for s in spans])
         probabilities = classifier.probabilities(batch)
     else:
         probabilities = np.zeros((0, len(classifier.labels)))
+    digit_columns, none_column = digit_classes(list(classifier.labels), probabilities.shape[1])
 
-    def box_of(span: Span, shifts: np.ndarray, top: int, left: int) -> Box:
-        ys, xs = np.nonzero(span.ink > 0)
-        ys, xs = ys + span.top, xs + span.left
-        xs = xs - shifts[ys] + left
-        ys = ys + top
+    def box_of(span: Span, plan: LinePlan) -> Box:
+        ys, xs = span_pixels(span, plan)
         s = page.scale
         return (int(xs.min()) * s, int(ys.min()) * s,
                 min(page.size[0], (int(xs.max()) + 1) * s), min(page.size[1], (int(ys.max()) + 1) * s))
 
     lines: list[Line] = []
     k = 0
-    for line, slant, shifts, top, left, cells in plans:
+    for plan in plans:
+        line = plan.line
         read_cells = []
-        for cell_pieces, cell_spans in cells:
+        for cell_pieces, cell_spans in plan.cells:
             probs = probabilities[k:k + len(cell_spans)]
             k += len(cell_spans)
-            tops = [top_k(p, classifier.info, max(1, limits.top)) for p in probs]
-            soft = tempered(probs) if len(probs) else probs
+            tops = [[p for p in top_k(row, classifier.info, max(1, limits.top) + 1)
+                     if p.index != none_column][:max(1, limits.top)] for row in probs]
+            soft = tempered(probs)[:, digit_columns] if len(probs) else probs
             scores = [span_score(s, float(soft[i].max()), line.height, tops[i][0].label,
                                  cell_pieces[s.start].crossings)
                       for i, s in enumerate(cell_spans)]
             digits = [Digit(tops[i][0].label, tops[i][0].probability, tops[i],
-                            box_of(cell_spans[i], shifts, top, left))
+                            box_of(cell_spans[i], plan))
                       for i in best_path(cell_pieces, cell_spans, scores, line.height)]
             if digits:
                 read_cells.append(Cell(digits, union_box([d.box for d in digits])))
         if read_cells:
             read_cells.sort(key=lambda c: c.box[0])
-            lines.append(Line(read_cells, union_box([c.box for c in read_cells]), slant))
+            lines.append(Line(read_cells, union_box([c.box for c in read_cells]), plan.slant))
     notes = [] if lines else ["no digits found"]
     return Reading(lines, page.size, columns_of([c for line in lines for c in line.cells]), notes)

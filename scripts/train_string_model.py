@@ -1,0 +1,161 @@
+"""Train the string reader's single-digit model: an 11-class LeNet (0-9 and "none") that knows
+what a wrong cut looks like, with redigits' own tools used as a DIGITS user would.
+
+    python scripts/train_string_model.py [--out runs/string-model] [--epochs 3]
+        [--weights runs/lenet/snapshot_iter_N.caffemodel] [--strings 6000] [--per-class 4000]
+
+Steps (everything from MNIST's *train* split: the benchmark reads test digits):
+  1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
+     normalizes a span (inference.drawing.normalize_drawing of reader.span_image):
+       0-9   `--per-class` MNIST training digits per class, plus the *right* spans the
+             reader itself finds in composed strings (below);
+       none  the *wrong* spans: strings of 3-6 training digits are composed as touching,
+             overlapping and separated (inference/read/compose.py, which records which digit
+             owns each pixel), cut by the reader's own segmentation (reader.segment), and every
+             candidate span is labelled by the pixels it holds: >= 95 % from one digit and
+             >= 90 % of that digit's ink = that digit; under 80 % purity or 70 % cover = none
+             (two digits squeezed into one box, half a digit, a digit plus part of its
+             neighbour); in between is left out as ambiguous.
+  2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, 10 % validation).
+  3. A model job from DIGITS' LeNet with its classifier layer renamed (ip2 -> ip2_none), so
+     that `--weights` (e.g. the main job's LeNet) copies conv1, conv2, ip1 and the 11-way layer
+     starts from its filler; `trainer new` sets num_output from labels.txt (11 classes).
+  4. `trainer run`, then `converter onnx --job` -> <out>/job/model.onnx (labels.txt has "none";
+     inference.read uses P(none) when it sees it).
+REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from inference.drawing import normalize_drawing  # noqa: E402
+from inference.read.compose import compose_string  # noqa: E402
+from inference.read.reader import NONE_LABEL, segment, span_image, span_pixels  # noqa: E402
+from lmdb_builder import load_mnist  # noqa: E402
+
+PURE, COVER = 0.95, 0.90           # a right span
+IMPURE, UNCOVERED = 0.80, 0.70     # a wrong one (below either)
+
+
+def label_spans(composed, limit_right: int = 99) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
+    """(wrong spans, [(digit index, right span)]) of one composed string, as 28 x 28 images."""
+    page, plans = segment(composed.image)
+    owners = composed.owners
+    mask = page.mask
+    n = int(owners.max()) + 1
+    ink = np.bincount(owners[mask & (owners >= 0)], minlength=n)
+    wrong, right = [], []
+    for plan in plans:
+        for _, spans in plan.cells:
+            for span in spans:
+                ys, xs = span_pixels(span, plan)
+                own = owners[ys, xs]
+                own = own[own >= 0]
+                if own.size == 0:
+                    continue
+                counts = np.bincount(own, minlength=n)
+                k = int(counts.argmax())
+                purity, cover = counts[k] / own.size, counts[k] / max(1, ink[k])
+                if purity >= PURE and cover >= COVER:
+                    if len(right) < limit_right:
+                        right.append((k, normalize_drawing(span_image(span), "white")))
+                elif purity < IMPURE or cover < UNCOVERED:
+                    wrong.append(normalize_drawing(span_image(span), "white"))
+    return wrong, right
+
+
+def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int) -> dict:
+    raw = load_mnist(mnist_dir, invert=False)
+    images, labels = raw.train_images, raw.train_labels
+    rng = np.random.default_rng(seed)
+    counts = {str(d): 0 for d in range(10)} | {NONE_LABEL: 0}
+    for name in counts:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+
+    def save(name: str, image: Image.Image) -> None:
+        image.save(folder / name / f"{counts[name]:06d}.png")
+        counts[name] += 1
+
+    for d in range(10):
+        for i in np.flatnonzero(labels == d)[:per_class]:
+            save(str(d), normalize_drawing(Image.fromarray(images[i]), "white"))
+    kinds = ("touching", "touching", "overlapping", "separated")
+    for s in range(strings):
+        idx = rng.integers(0, len(labels), int(rng.integers(3, 7)))
+        composed = compose_string(list(images[idx]), list(labels[idx]), kinds[s % len(kinds)], rng)
+        wrong, right = label_spans(composed, limit_right=1)
+        for image in wrong:
+            save(NONE_LABEL, image)
+        for k, image in right:
+            save(str(int(labels[idx][k])), image)
+        if s % 500 == 0:
+            print(f"  {s}/{strings} strings: {counts}", flush=True)
+    return counts
+
+
+def lenet_with_new_classifier(out: Path) -> Path:
+    text = (REPO / "prototxt" / "networks" / "lenet.prototxt").read_text()
+    marker = 'name: "ip2"'
+    if text.count(marker) != 1:
+        raise SystemExit(f"error: expected one {marker} in prototxt/networks/lenet.prototxt, "
+                         "found {text.count(marker)}; rename the classifier layer by hand")
+    path = out / "lenet_none.prototxt"
+    path.write_text(text.replace(marker, 'name: "ip2_none"'))
+    return path
+
+
+def run(*args: str) -> None:
+    print("$", " ".join(args), flush=True)
+    subprocess.run([sys.executable, *args], cwd=REPO, check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--weights", help="a LeNet .caffemodel to start from (by layer name)")
+    parser.add_argument("--per-class", type=int, default=4000, help="MNIST training digits per class")
+    parser.add_argument("--strings", type=int, default=6000, help="composed strings for 'none'")
+    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--fast", action="store_true", help="trainer run --fast (bf16)")
+    args = parser.parse_args()
+    mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    images = out / "images"
+    if images.exists():
+        shutil.rmtree(images)
+    print("== 1. images (MNIST train digits and the reader's wrong spans)", flush=True)
+    counts = build_images(images, mnist_dir, args.per_class, args.strings, args.seed)
+    print(f"  {counts}", flush=True)
+    print("== 2. dataset (lmdb_builder folder)", flush=True)
+    run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
+        "--channels", "1", "--val-percent", "10", "--seed", str(args.seed), "--force")
+    print("== 3. model job (LeNet, classifier renamed)", flush=True)
+    network = lenet_with_new_classifier(out)
+    job = out / "job"
+    run("-m", "trainer", "new", "--dataset", str(out / "data"), "--network", str(network),
+        "--out", str(job), "--epochs", str(args.epochs), "--seed", "1", "--force")
+    print("== 4. training and ONNX export", flush=True)
+    extra = (["--weights", str(Path(args.weights).resolve())] if args.weights else []) + \
+        (["--fast"] if args.fast else [])
+    run("-m", "trainer", "run", str(job / "solver.prototxt"), "--no-progress", *extra)
+    run("-m", "converter", "onnx", "--job", str(job), "--out", str(job / "model.onnx"))
+    print(f"wrote {job / 'model.onnx'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
