@@ -86,12 +86,10 @@ class Metrics:
         series = self.series()
         if not series:
             return None
-        import matplotlib
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
+        from matplotlib.figure import Figure  # not pyplot: no GUI backends (a third of the time)
 
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True,
-                                          gridspec_kw={"height_ratios": [3, 1]})
+        fig = Figure(figsize=(9, 6.5))
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         right = top.twinx()
         for (phase, name), (xs, ys) in sorted(series.items()):
             if phase == "lr":
@@ -115,6 +113,5 @@ class Metrics:
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
         atomic_write(self.chart_path, buf.getvalue())
         return self.chart_path
