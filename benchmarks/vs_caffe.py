@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.machine import cpu_flags  # noqa: E402
 
 LOSS = re.compile(r"Iteration (\d+)(?: \([^)]*\))?, loss = ([-+0-9.eE]+)")
+RATE = re.compile(r"Iteration (\d+) \(([0-9.eE+-]+) iter/s")  # both print it at display
 FORWARD_BACKWARD = re.compile(r"Average Forward-Backward: ([0-9.eE+-]+) ms")
 
 
@@ -82,6 +83,12 @@ def _set_solver(path: Path, **fields: object) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _steady_rate(log: str) -> float:
+    """Iterations/s over the last display interval (past start-up): the training loop alone."""
+    rates = [(int(m.group(1)), float(m.group(2))) for m in RATE.finditer(log)]
+    return max(rates)[1] if rates else float("nan")
+
+
 def _losses(log: str) -> dict[int, float]:
     return {int(m.group(1)): float(m.group(2)) for m in LOSS.finditer(log)}
 
@@ -116,22 +123,27 @@ def bench_lenet(work: Path, caffe: str, iterations: int, repeat: int, threads: i
     _timed(_py("-c", "from converter import build_model, save_caffemodel;"
                    f"save_caffemodel(build_model({str(job / 'train_val.prototxt')!r}, 'TRAIN', "
                    f"input_shapes={{'data': (1, 28, 28)}}, seed=1), {str(weights)!r})"), env, job)
-    caffe_times, ours_times = [], []
+    caffe_times, ours_times, caffe_rates, ours_rates = [], [], [], []
     caffe_log = ours_log = ""
     for _ in range(repeat):
         s, caffe_log = _timed([caffe, "train", "-solver", str(solver), "-weights", str(weights)],
                               env, job)
         caffe_times.append(s)
+        caffe_rates.append(_steady_rate(caffe_log))
         s, ours_log = _timed(_py("-m", "trainer", "run", str(solver), "--weights", str(weights),
                                  "--no-progress"), env, job)
         ours_times.append(s)
+        ours_rates.append(_steady_rate(ours_log))
     a, b = _losses(caffe_log), _losses(ours_log)
     common = sorted(set(a) & set(b))
     worst = max((abs(a[i] - b[i]) for i in common), default=float("nan"))
     c, r = statistics.median(caffe_times), statistics.median(ours_times)
     detail = (f"losses at iterations {', '.join(map(str, common))}: caffe "
               f"{', '.join(f'{a[i]:.4f}' for i in common)}; redigits "
-              f"{', '.join(f'{b[i]:.4f}' for i in common)} (max diff {worst:.2g}); runs caffe "
+              f"{', '.join(f'{b[i]:.4f}' for i in common)} (max diff {worst:.2g}); steady "
+              f"training loop (the last display interval) caffe "
+              f"{statistics.median(caffe_rates):.1f} iter/s, redigits "
+              f"{statistics.median(ours_rates):.1f} iter/s; runs caffe "
               f"{', '.join(f'{t:.1f}' for t in caffe_times)} s, redigits "
               f"{', '.join(f'{t:.1f}' for t in ours_times)} s")
     return Row(f"LeNet train_val batch 64, {iterations} SGD iterations, whole process", c, r,
