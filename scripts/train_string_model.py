@@ -13,7 +13,7 @@ Steps (everything from MNIST's *train* split: the benchmark reads test digits):
              overlapping and separated (inference/read/compose.py, which records which digit
              owns each pixel), cut by the reader's own segmentation (reader.segment), and every
              candidate span is labelled by the pixels it holds: >= 95 % from one digit and
-             >= 90 % of that digit's ink = that digit; under 80 % purity or 70 % cover = none
+             >= 90 % of that digit's ink = that digit; under 70 % purity or 60 % cover = none
              (two digits squeezed into one box, half a digit, a digit plus part of its
              neighbour); in between is left out as ambiguous.
   2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, 10 % validation).
@@ -45,7 +45,7 @@ from inference.read.reader import NONE_LABEL, segment, span_image, span_pixels  
 from lmdb_builder import load_mnist  # noqa: E402
 
 PURE, COVER = 0.95, 0.90           # a right span
-IMPURE, UNCOVERED = 0.80, 0.70     # a wrong one (below either)
+IMPURE, UNCOVERED = 0.70, 0.60     # a wrong one (below either)
 
 
 def label_spans(composed, limit_right: int = 99) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
