@@ -1,7 +1,7 @@
 """Reading strings and tables of handwritten digits: exact-string accuracy and character error
 rate per kind, with the single-digit model's own accuracy beside it.
 
-    python benchmarks/digit_strings.py MODEL.onnx [--count 200] [--tables 40] [--seed 2026]
+    python benchmarks/digit_strings.py MODEL.onnx [MODEL2.onnx ...] [--count 200] [--tables 40] [--seed 2026]
         [--kinds separated,touching] [--out benchmarks/results/digit_strings.json]
 
 Strings of 3-8 digits (length uniform) are composed only from MNIST's *test* digits (never
@@ -12,8 +12,9 @@ single-digit accuracy on all 10,000 test digits as stored (DIGITS' Classify Many
 the reader's drawing normalization (for a model with a "none" class: its best digit class, as
 the reader takes it), and p^L, what an ideal segmenter would reach with that
 per-digit accuracy p for the same lengths. The reader's constants were tuned on seeds other
-than the default seed here. Writes benchmarks/results/digit_strings.json and pictures of up to
-8 failures per kind, digit_strings_failures.png (truth above, reading below each).
+than the default seed here. Writes benchmarks/results/digit_strings.json (one run per model,
+on the same strings) and pictures of up to 8 failures per kind of the first model,
+digit_strings_failures.png (truth above, reading below each).
 REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
 """
 from __future__ import annotations
@@ -87,25 +88,12 @@ def failure_sheet(failures: dict[str, list]) -> Image.Image:
     return sheet
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="model.onnx of a single-digit model (the main job's LeNet)")
-    parser.add_argument("--count", type=int, default=200, help="strings per kind (default 200)")
-    parser.add_argument("--tables", type=int, default=40, help="tables (default 40)")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--out", type=Path, default=RESULTS / "digit_strings.json")
-    parser.add_argument("--kinds", default=",".join((*KINDS, "tables")),
-                        help="comma-separated kinds to run (default: all)")
-    args = parser.parse_args()
-
-    mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
-    raw = load_mnist(mnist_dir, invert=False)
-    stored = load_mnist(mnist_dir)                    # DIGITS' polarity, as the model was trained
+def measure(model: Path, args, raw, stored) -> tuple[dict, dict]:
+    """One model's row per kind (and its failures): the same strings for every model."""
     images, labels = raw.test_images, raw.test_labels
-    clf = Classifier(args.model, provider="cpu")
+    clf = Classifier(str(model), provider="cpu")
     p_stored, _ = single_digit_accuracy(clf, stored.test_images, labels, drawing=False)
     p_drawn, none_top = single_digit_accuracy(clf, stored.test_images, labels, drawing=True)
-
     rows, failures = {}, {}
     for number, kind in enumerate((*KINDS, "tables")):
         if kind not in args.kinds.split(","):
@@ -144,22 +132,45 @@ def main() -> int:
                       "ideal_p_to_the_L": ideal, "mean_digits": float(np.mean(lengths)),
                       "ms_per_image": 1000 * seconds / count}
 
-    print(f"{args.model}: single digits {100 * p_stored:.2f} % (as stored), "
+    print(f"{model}: single digits {100 * p_stored:.2f} % (as stored), "
           f"{100 * p_drawn:.2f} % (drawing normalization; 'none' on top for "
           f"{100 * none_top:.2f} %), MNIST test split, seed {args.seed}")
     print("| kind | images | digits/image | exact | CER | p^L (ideal cuts) | ms/image |")
     print("|---|---|---|---|---|---|---|")
     for kind, r in rows.items():
         print(f"| {kind} | {r['count']} | {r['mean_digits']:.1f} | {100 * r['exact']:.1f} % | "
-              f"{100 * r['cer']:.2f} % | {100 * r['ideal_p_to_the_L']:.1f} % | {r['ms_per_image']:.0f} |")
-    result = {"model": str(args.model), "seed": args.seed, "machine": machine_description(),
-              "single_digit_accuracy": p_stored, "single_digit_accuracy_drawing": p_drawn,
-              "classes": list(clf.labels), "none_on_top_of_test_digits": none_top,
-              "kinds": rows}
+              f"{100 * r['cer']:.2f} % | {100 * r['ideal_p_to_the_L']:.1f} % | {r['ms_per_image']:.0f} |",
+              flush=True)
+    return {"model": str(model), "single_digit_accuracy": p_stored,
+            "single_digit_accuracy_drawing": p_drawn, "classes": list(clf.labels),
+            "none_on_top_of_test_digits": none_top, "kinds": rows}, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", type=Path,
+                        help="model.onnx of single-digit models (the failure picture: the first)")
+    parser.add_argument("--count", type=int, default=200, help="strings per kind (default 200)")
+    parser.add_argument("--tables", type=int, default=40, help="tables (default 40)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=Path, default=RESULTS / "digit_strings.json")
+    parser.add_argument("--kinds", default=",".join((*KINDS, "tables")),
+                        help="comma-separated kinds to run (default: all)")
+    args = parser.parse_args()
+
+    mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    raw = load_mnist(mnist_dir, invert=False)
+    stored = load_mnist(mnist_dir)                    # DIGITS' polarity, as the model was trained
+    runs, first_failures = [], None
+    for model in args.models:
+        run, failures = measure(model, args, raw, stored)
+        runs.append(run)
+        first_failures = failures if first_failures is None else first_failures
+    result = {"seed": args.seed, "machine": machine_description(), "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(args.out, lambda p: p.write_text(json.dumps(result, indent=2) + "\n"))
     picture = args.out.with_name(args.out.stem + "_failures.png")
-    save_atomic(picture, lambda p: failure_sheet(failures).save(p, format="PNG"))
+    save_atomic(picture, lambda p: failure_sheet(first_failures).save(p, format="PNG"))
     print(f"wrote {args.out} and {picture}")
     return 0
 

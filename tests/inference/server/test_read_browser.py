@@ -9,8 +9,9 @@ from .test_browser import _open, artifacts, browser, page_url   # noqa: F401  (f
 WIDE = 1120          # the wide canvas: four 280 px digit fields
 
 
-def _to_wide(page, x: float, y: float) -> tuple[float, float]:
-    box = page.locator("#canvas").bounding_box()
+def _to_wide(box: dict, x: float, y: float) -> tuple[float, float]:
+    """Canvas pixels to page pixels, from the canvas's bounding box (asked once: each question
+    is a round trip to the browser)."""
     return box["x"] + x * box["width"] / WIDE, box["y"] + y * box["height"] / 280
 
 
@@ -19,13 +20,14 @@ def test_write_2026_with_the_mouse(browser, page_url, artifacts):   # noqa: F811
     page.check("#wide")
     assert page.evaluate("document.getElementById('canvas').width") == WIDE
     zoom = 0.8
+    box = page.locator("#canvas").bounding_box()
     for k, digit in enumerate("2026"):
         for stroke in STROKES[digit]:
             points = [(40 + 260 * k + x * zoom, 28 + y * zoom) for x, y in stroke]
-            page.mouse.move(*_to_wide(page, *points[0]))
+            page.mouse.move(*_to_wide(box, *points[0]))
             page.mouse.down()
             for point in points[1:]:
-                page.mouse.move(*_to_wide(page, *point), steps=4)
+                page.mouse.move(*_to_wide(box, *point), steps=2)
             page.mouse.up()
     # live reading: no button pressed
     page.wait_for_function("document.getElementById('reading').dataset.text === '2026'",
