@@ -1,8 +1,8 @@
 """Train the string reader's single-digit model: an 11-class LeNet (0-9 and "none") that knows
 what a wrong cut looks like, with redigits' own tools used as a DIGITS user would.
 
-    python scripts/train_string_model.py [--out runs/string-model] [--epochs 3]
-        [--weights runs/lenet/snapshot_iter_N.caffemodel] [--strings 6000] [--per-class 4000]
+    python scripts/train_string_model.py [--out runs/string-model] [--epochs 1]
+        [--weights runs/lenet/snapshot_iter_N.caffemodel] [--strings 1200] [--per-class 5000]
 
 Steps (everything from MNIST's *train* split: the benchmark reads test digits):
   1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
@@ -123,10 +123,10 @@ def run(*args: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--weights", help="a LeNet .caffemodel to start from (by layer name)")
-    parser.add_argument("--per-class", type=int, default=4000, help="MNIST training digits per class")
-    parser.add_argument("--strings", type=int, default=6000, help="composed strings for 'none'")
+    parser.add_argument("--per-class", type=int, default=5000, help="MNIST training digits per class")
+    parser.add_argument("--strings", type=int, default=1200, help="composed strings for 'none'")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--fast", action="store_true", help="trainer run --fast (bf16)")
     args = parser.parse_args()
