@@ -27,7 +27,7 @@ def test_write_2026_with_the_mouse(browser, page_url, artifacts):   # noqa: F811
             page.mouse.move(*_to_wide(box, *points[0]))
             page.mouse.down()
             for point in points[1:]:
-                page.mouse.move(*_to_wide(box, *point), steps=2)
+                page.mouse.move(*_to_wide(box, *point), steps=4)
             page.mouse.up()
     # live reading: no button pressed
     page.wait_for_function("document.getElementById('reading').dataset.text === '2026'",
