@@ -104,6 +104,33 @@ def test_a_cut_goes_through_the_thin_joint():
     assert crossings(ink, path) == 1 and 12 <= path.min() and path.max() <= 21
 
 
+def test_pieces_map_back_to_the_page_and_owners_name_the_digits(mnist_test):
+    """reader.segment's pieces, sheared and cut, land exactly on the page's ink again
+    (span_pixels), and compose's owners map gives every ink pixel the digit it came from:
+    what scripts/train_string_model.py relies on to tell right spans from wrong ones."""
+    from inference.read.path import Span
+    from inference.read.reader import segment, span_pixels
+    for kind, seed in (("touching", 14), ("slanted", 16)):
+        composed = _strings(mnist_test, kind, 1, seed=seed, lengths=(4, 5))[0]
+        page, plans = segment(composed.image)
+        assert kind == "touching" or any(abs(p.slant) > 0.1 for p in plans)
+        covered = np.zeros(page.mask.shape, int)
+        for plan in plans:
+            for pieces, _ in plan.cells:
+                for piece in pieces:
+                    ys, xs = span_pixels(Span(0, 1, piece.top, piece.left, piece.ink), plan)
+                    covered[ys, xs] += 1
+        assert covered.max() == 1 and (covered.astype(bool) == page.mask).all()
+        if kind == "touching":
+            owners, ink = composed.owners, np.asarray(composed.image) < 255 - 40
+            assert owners.shape == ink.shape and ((owners >= 0) == ink).all()
+            assert sorted(np.unique(owners[ink])) == list(range(len(composed.text)))
+            left_to_right = [np.flatnonzero((owners == k).any(axis=0)).mean() for k in range(4)]
+            assert left_to_right == sorted(left_to_right)
+        else:
+            assert composed.owners is None
+
+
 # -- reading composed strings of MNIST test digits --------------------------------------------
 
 def test_separated_strings_are_read(lenet_classifier, mnist_test):
