@@ -154,7 +154,8 @@ def main() -> int:
         env["REDIGITS_MNIST_DIR"] = str(shared_mnist)  # as scripts/main_job.sh does
     kept = _kept_sections(args.out) if args.only or args.skip else {}
     flags = " ".join(cpu_flags()) or "none of avx2/avx512"
-    provenance = (f"measured {started:%Y-%m-%d %H:%M}, commit {_commit()}, on "
+    commit = _commit()  # before the benchmarks rewrite their JSON files
+    provenance = (f"measured {started:%Y-%m-%d %H:%M}, commit {commit}, on "
                   f"{machine.get('cpu', '?')} ({flags}), {machine.get('logical_cores', '?')} cores")
     sections = []
     for bench in BENCHES:
@@ -189,7 +190,7 @@ def main() -> int:
     gpu = machine.get("gpu") or "none"
     header = (f"# Benchmark results\n\nLast written by `python benchmarks/run_all.py"
               f"{' --quick' if args.quick else ''}` on {started:%Y-%m-%d %H:%M}, commit "
-              f"{_commit()}.\n\nMachine: {machine.get('cpu', '?')} ({flags}), "
+              f"{commit}.\n\nMachine: {machine.get('cpu', '?')} ({flags}), "
               f"{machine.get('logical_cores', '?')} logical cores, GPU: {gpu}; torch "
               f"{machine.get('torch', '?')}, {machine.get('torch_threads', '?')} threads. Each "
               f"section names when and where it was measured; machines differ between sessions "
