@@ -203,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"BVLC Caffe 1.0 ({args.caffe}) and redigits side by side; CPU flags: {flags}; "
           f"{os.cpu_count()} cores, {args.threads} threads each; load average {load:.1f} at the "
           f"end; median of {args.repeat} run(s) each, taken in turns")
-    print()
     print("| work | Caffe s | redigits s | speed-up | details |")
     print("|---|---:|---:|---:|---|")
     for row in rows:
