@@ -34,21 +34,12 @@ sys.path.insert(0, str(REPO))
 
 from inference import Classifier  # noqa: E402
 from inference.read import read_digits  # noqa: E402
-from inference.read.compose import KINDS, compose_string, compose_table  # noqa: E402
+from inference.read.compose import KINDS, compose_string, compose_table, edit_distance  # noqa: E402
 from inference.read.reader import NONE_LABEL  # noqa: E402
 from lmdb_builder import load_mnist  # noqa: E402
 from trainer.device import machine_description  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-
-
-def edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
 
 
 def single_digit_accuracy(clf: Classifier, images: np.ndarray, labels: np.ndarray,

@@ -182,3 +182,14 @@ def compose_table(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
         y += pitch[r]
     text = "\n".join(" ".join(row) for row in cells)
     return Composed(Image.fromarray(255 - canvas), text, "tables", cells)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions each 1): the character
+    errors of reading `b` where `a` is written (CER = errors / len(a))."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]

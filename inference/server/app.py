@@ -122,6 +122,26 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
         counts["busy"] += 1
         return _error(message, 503, {"Retry-After": str(retry_after)})
 
+    def failure(exc: Exception) -> Response:
+        """The answer to a request that failed after its upload began: 4xx for the client's
+        faults, 503 when busy, 499 when it went away, 500 (and keep serving) for ours."""
+        if isinstance(exc, BadImageError):
+            if exc.status == 408:
+                counts["timeouts"] += 1
+                return _error(exc.message, 408, {"Connection": "close"})
+            counts["client_errors"] += 1
+            return _error(exc.message, exc.status)
+        if isinstance(exc, Saturated):
+            return busy(exc.message, exc.retry_after)
+        if isinstance(exc, MemoryError):
+            return busy("the server ran short of memory for this image; try again shortly",
+                        settings.retry_after_s)
+        if isinstance(exc, ClientDisconnect):  # nobody to answer, not our fault
+            counts["disconnects"] += 1
+            return Response(status_code=499)
+        counts["server_errors"] += 1
+        return _error(f"{type(exc).__name__}: {exc}", 500)
+
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
 
@@ -152,23 +172,8 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
             del data
             submitted = True
             probabilities = await batcher.submit(x, expected=True)
-        except BadImageError as exc:
-            if exc.status == 408:
-                counts["timeouts"] += 1
-                return _error(exc.message, 408, {"Connection": "close"})
-            counts["client_errors"] += 1
-            return _error(exc.message, exc.status)
-        except Saturated as exc:
-            return busy(exc.message, exc.retry_after)
-        except MemoryError:
-            return busy("the server ran short of memory for this image; try again shortly",
-                        settings.retry_after_s)
-        except ClientDisconnect:       # the client went away: nobody to answer, not our fault
-            counts["disconnects"] += 1
-            return Response(status_code=499)
-        except Exception as exc:  # keep serving; say what broke
-            counts["server_errors"] += 1
-            return _error(f"{type(exc).__name__}: {exc}", 500)
+        except Exception as exc:  # noqa: BLE001 - every failure gets an answer (failure())
+            return failure(exc)
         finally:
             pending -= 1
             if not submitted:
@@ -202,23 +207,8 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
                                      settings.upload_timeout_s)
             async with decoders.hold():
                 reading = await run_in_threadpool(read_page, data)
-        except BadImageError as exc:
-            if exc.status == 408:
-                counts["timeouts"] += 1
-                return _error(exc.message, 408, {"Connection": "close"})
-            counts["client_errors"] += 1
-            return _error(exc.message, exc.status)
-        except Saturated as exc:
-            return busy(exc.message, exc.retry_after)
-        except MemoryError:
-            return busy("the server ran short of memory for this image; try again shortly",
-                        settings.retry_after_s)
-        except ClientDisconnect:
-            counts["disconnects"] += 1
-            return Response(status_code=499)
-        except Exception as exc:  # keep serving; say what broke
-            counts["server_errors"] += 1
-            return _error(f"{type(exc).__name__}: {exc}", 500)
+        except Exception as exc:  # noqa: BLE001 - every failure gets an answer (failure())
+            return failure(exc)
         finally:
             pending -= 1
         counts["readings"] += 1

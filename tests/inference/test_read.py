@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from inference.read import ReadLimits, TooMuchInk, read_digits
 from inference.read.components import components
-from inference.read.compose import compose_string, compose_table
+from inference.read.compose import compose_string, compose_table, edit_distance
 from inference.read.cuts import candidate_columns, crossings, cut_path
 from inference.read.lines import estimate_slant, shear_rows
 
@@ -28,21 +28,12 @@ def _strings(mnist_test, kind: str, count: int, seed: int, lengths=(3, 7)):
     return out
 
 
-def _edit_distance(a: str, b: str) -> int:
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
 def _score(classifier, composed):
     exact, errors, chars = 0, 0, 0
     for c in composed:
         got = read_digits(classifier, c.image).text.replace(" ", "")
         exact += got == c.text
-        errors += _edit_distance(c.text, got)
+        errors += edit_distance(c.text, got)
         chars += len(c.text)
     return exact / len(composed), errors / chars
 
