@@ -344,7 +344,7 @@ def build_model(net: NetParameter | str | os.PathLike, phase: str | int = "TEST"
 SHAPES_BY_META = False
 
 
-def _declared_tops(spec, built: Built, ctx: LayerContext) -> list[Shape] | None:
+def _declared_tops(spec: LayerSpec, built: Built, ctx: LayerContext) -> list[Shape] | None:
     """Top shapes known without running the module: the builder's `tops`, or the bottom's shape
     for every other type that may compute in place (Caffe's neuron-like layers: their Reshape
     gives the top the bottom's shape; MVN, whose top is always 4-D, declares it). Skipping the meta run matters at start-up: PyTorch's first

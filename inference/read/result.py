@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass, field
 
 from ..classifier import Prediction
@@ -45,10 +46,7 @@ class Cell:
 
     @property
     def confidence(self) -> float:
-        product = 1.0
-        for d in self.digits:
-            product *= d.probability
-        return product
+        return math.prod(d.probability for d in self.digits)
 
     def as_dict(self) -> dict:
         return {"text": self.text, "confidence": self.confidence, "box": list(self.box),
@@ -73,10 +71,7 @@ class Line:
 
     @property
     def confidence(self) -> float:
-        product = 1.0
-        for c in self.cells:
-            product *= c.confidence
-        return product
+        return math.prod(c.confidence for c in self.cells)
 
     def as_dict(self) -> dict:
         return {"text": self.text, "confidence": self.confidence, "box": list(self.box),
@@ -101,10 +96,7 @@ class Reading:
 
     @property
     def confidence(self) -> float:
-        product = 1.0
-        for line in self.lines:
-            product *= line.confidence
-        return product
+        return math.prod(line.confidence for line in self.lines)
 
     def table(self) -> list[list[str]]:
         """Rows x columns of cell texts ("" where a row has nothing in a column)."""
