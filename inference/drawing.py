@@ -88,9 +88,14 @@ def ink(image: ImageInput) -> np.ndarray:
 
 def normalize_drawing(image: ImageInput, background: str = "white") -> Image.Image:
     """A 28 x 28 `L` image of the drawn digit, MNIST-style, on a `background` (white or black)."""
+    return place_ink(ink(image), background)
+
+
+def place_ink(amount: np.ndarray, background: str = "white") -> Image.Image:
+    """normalize_drawing's second half: ink amounts in [0, 1] (ink()'s output) -> the 28 x 28
+    field, for callers that already hold the ink (the reader's windows)."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be white or black, not {background!r}")
-    amount = ink(image)
     rows = np.flatnonzero((amount > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((amount > INK_THRESHOLD).any(axis=0))
     field = np.zeros((FIELD, FIELD))

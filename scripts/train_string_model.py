@@ -6,7 +6,7 @@ what a wrong cut looks like, with redigits' own tools used as a DIGITS user woul
 
 Steps (everything from MNIST's *train* split: the benchmark reads test digits):
   1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
-     normalizes a span (inference.drawing.normalize_drawing of reader.span_image):
+     normalizes a window (reader.span_field):
        0-9   `--per-class` MNIST training digits per class, plus the *right* spans the
              reader itself finds in composed strings (below);
        none  the *wrong* spans: strings of 3-6 training digits are composed as touching,
@@ -40,42 +40,55 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inference.drawing import normalize_drawing  # noqa: E402
-from inference.read.compose import compose_string  # noqa: E402
-from inference.read.reader import NONE_LABEL, segment, span_image, span_pixels  # noqa: E402
+from inference.read.compose import compose_string, line_extents, window_label  # noqa: E402
+from inference import Classifier  # noqa: E402
+from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field  # noqa: E402
 from lmdb_builder import load_mnist  # noqa: E402
 
-PURE, COVER = 0.95, 0.90           # a right span
-IMPURE, UNCOVERED = 0.70, 0.60     # a wrong one (below either)
+WRONG_PER_STRING = 14    # wrong windows kept per string, at random (of about 400)
+RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart)
 
 
-def label_spans(composed, limit_right: int = 99) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
-    """(wrong spans, [(digit index, right span)]) of one composed string, as 28 x 28 images."""
-    page, plans = segment(composed.image)
-    owners = composed.owners
-    mask = page.mask
-    n = int(owners.max()) + 1
-    ink = np.bincount(owners[mask & (owners >= 0)], minlength=n)
-    wrong, right = [], []
+def label_windows(composed, rng: np.random.Generator,
+                  miner=None) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
+    """(wrong windows, [(digit index, right window)]) of one composed string, as 28 x 28
+    images normalized as the reader normalizes a window. With a `miner` (the previous round's
+    model, an inference.Classifier), half the wrong windows are the ones it finds most
+    digit-like, the rest at random."""
+    page, plans = segment(composed.image, windowed=True)
+    if page.scale != 1:
+        raise SystemExit("error: composed strings are read at their own size; got a reduced page")
+    wrong, right = [], {}
     for plan in plans:
+        extents = line_extents(composed.owners, plan)
+        height = plan.line.height
         for _, spans in plan.cells:
             for span in spans:
-                ys, xs = span_pixels(span, plan)
-                own = owners[ys, xs]
-                own = own[own >= 0]
-                if own.size == 0:
-                    continue
-                counts = np.bincount(own, minlength=n)
-                k = int(counts.argmax())
-                purity, cover = counts[k] / own.size, counts[k] / max(1, ink[k])
-                if purity >= PURE and cover >= COVER:
-                    if len(right) < limit_right:
-                        right.append((k, normalize_drawing(span_image(span), "white")))
-                elif purity < IMPURE or cover < UNCOVERED:
-                    wrong.append(normalize_drawing(span_image(span), "white"))
-    return wrong, right
+                k = window_label(extents, span.left, span.left + span.width, height)
+                if k >= 0:
+                    right.setdefault(k, []).append(span)
+                elif k == -1:
+                    wrong.append(span)
+
+    def pick(spans: list, count: int) -> list:
+        return [spans[i] for i in rng.permutation(len(spans))[:count]]
+
+    if miner is not None and wrong:
+        # hard negatives: the wrong windows the previous model finds most digit-like
+        fields = [span_field(s) for s in wrong]
+        p = miner.probabilities(np.stack([miner.preprocessor(f) for f in fields]))
+        columns, _ = digit_classes(list(miner.labels), p.shape[1])
+        order = np.argsort(-p[:, columns].max(axis=1))
+        hard = order[:WRONG_PER_STRING // 2]
+        rest = order[WRONG_PER_STRING // 2:]
+        chosen = [fields[i] for i in hard] + [fields[i] for i in rng.permutation(rest)[:WRONG_PER_STRING - len(hard)]]
+    else:
+        chosen = [span_field(s) for s in pick(wrong, WRONG_PER_STRING)]
+    return chosen, [(k, span_field(s)) for k, spans in right.items() for s in pick(spans, RIGHT_PER_DIGIT)]
 
 
-def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int) -> dict:
+def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
+                 miner=None) -> dict:
     raw = load_mnist(mnist_dir, invert=False)
     images, labels = raw.train_images, raw.train_labels
     rng = np.random.default_rng(seed)
@@ -90,11 +103,11 @@ def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, se
     for d in range(10):
         for i in np.flatnonzero(labels == d)[:per_class]:
             save(str(d), normalize_drawing(Image.fromarray(images[i]), "white"))
-    kinds = ("touching", "touching", "overlapping", "separated")
+    kinds = ("touching", "touching", "overlapping", "separated", "slanted")
     for s in range(strings):
         idx = rng.integers(0, len(labels), int(rng.integers(3, 7)))
         composed = compose_string(list(images[idx]), list(labels[idx]), kinds[s % len(kinds)], rng)
-        wrong, right = label_spans(composed, limit_right=1)
+        wrong, right = label_windows(composed, rng, miner)
         for image in wrong:
             save(NONE_LABEL, image)
         for k, image in right:
@@ -109,7 +122,7 @@ def lenet_with_new_classifier(out: Path) -> Path:
     marker = 'name: "ip2"'
     if text.count(marker) != 1:
         raise SystemExit(f"error: expected one {marker} in prototxt/networks/lenet.prototxt, "
-                         "found {text.count(marker)}; rename the classifier layer by hand")
+                         f"found {text.count(marker)}; rename the classifier layer by hand")
     path = out / "lenet_none.prototxt"
     path.write_text(text.replace(marker, 'name: "ip2_none"'))
     return path
@@ -129,6 +142,8 @@ def main() -> int:
     parser.add_argument("--strings", type=int, default=1200, help="composed strings for 'none'")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--fast", action="store_true", help="trainer run --fast (bf16)")
+    parser.add_argument("--mine", type=Path, metavar="MODEL.onnx",
+                        help="a previous round's model: half the wrong windows are its hardest")
     args = parser.parse_args()
     mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
     out = args.out.resolve()
@@ -138,7 +153,8 @@ def main() -> int:
     if images.exists():
         shutil.rmtree(images)
     print("== 1. images (MNIST train digits and the reader's wrong spans)", flush=True)
-    counts = build_images(images, mnist_dir, args.per_class, args.strings, args.seed)
+    miner = Classifier(str(args.mine), provider="cpu") if args.mine else None
+    counts = build_images(images, mnist_dir, args.per_class, args.strings, args.seed, miner)
     print(f"  {counts}", flush=True)
     print("== 2. dataset (lmdb_builder folder)", flush=True)
     run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",

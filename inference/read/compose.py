@@ -36,7 +36,8 @@ class Composed:
     kind: str
     cells: list[list[str]] | None = None     # a table's cells
     owners: np.ndarray | None = None        # per pixel: the digit (index) whose ink is
-    #                                         strongest there, -1 on paper (not for slanted)
+    #                                         strongest there, -1 on paper (slanted: sheared
+    #                                         with the ink, nearest pixel)
 
 
 def _trim(digit: np.ndarray) -> np.ndarray:
@@ -96,13 +97,13 @@ def _place(digits: list[np.ndarray], offsets: list[int],
     return canvas[:, :cols[-1] + 1 + MARGIN], owners[:, :cols[-1] + 1 + MARGIN]
 
 
-def _shear(image: np.ndarray, degrees: float) -> np.ndarray:
+def _shear(image: np.ndarray, degrees: float, resample=Image.BILINEAR) -> np.ndarray:
     """Sheared so that the tops lean right (degrees > 0) or left: x_out = x + s (h - y) + off."""
     s = math.tan(math.radians(degrees))
     h, w = image.shape
     off = 0.0 if s >= 0 else -s * h
     out = Image.fromarray(image).transform((w + int(math.ceil(abs(s) * h)), h), Image.AFFINE,
-                                           (1, s, -s * h - off, 0, 1, 0), Image.BILINEAR)
+                                           (1, s, -s * h - off, 0, 1, 0), resample)
     return np.asarray(out)
 
 
@@ -140,7 +141,8 @@ def compose_string(digits: list[np.ndarray], labels: list[int], kind: str,
     canvas, owners = _place(trimmed, offsets, gaps)
     if kind == "slanted":
         angle = float(rng.uniform(10, 20)) * (1 if rng.random() < 0.5 else -1)
-        canvas, owners = _shear(canvas, angle), None
+        canvas = _shear(canvas, angle)
+        owners = _shear((owners + 1).astype(np.uint8), angle, Image.NEAREST).astype(np.int16) - 1
     image = Image.fromarray(255 - canvas)
     return Composed(image, "".join(str(int(v)) for v in labels), kind, owners=owners)
 
@@ -182,6 +184,44 @@ def compose_table(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
         y += pitch[r]
     text = "\n".join(" ".join(row) for row in cells)
     return Composed(Image.fromarray(255 - canvas), text, "tables", cells)
+
+
+def line_extents(owners: np.ndarray, plan) -> dict[int, tuple[int, int]]:
+    """Each digit's columns [left, right) on a line of the reader (reader.LinePlan: its top,
+    left, per-row shifts taking the slant out, and its cells' pieces), counting only the ink
+    the reader kept (specks dropped), from `owners` (Composed.owners): where a window must
+    start and end to hold that digit."""
+    lo: dict[int, int] = {}
+    hi: dict[int, int] = {}
+    for pieces, _ in plan.cells:
+        for piece in pieces:
+            ys, xs = np.nonzero(piece.ink > 0)
+            ys, xs = ys + piece.top, xs + piece.left
+            own = owners[ys + plan.top, xs - plan.shifts[ys] + plan.left]
+            for k in np.unique(own[own >= 0]):
+                cols = xs[own == k]
+                lo[int(k)] = min(lo.get(int(k), cols.min()), int(cols.min()))
+                hi[int(k)] = max(hi.get(int(k), cols.max() + 1), int(cols.max()) + 1)
+    return {k: (int(lo[k]), int(hi[k])) for k in lo}
+
+
+RIGHT, RIGHT_SHARE = 0.12, 0.25   # a window is digit k if both edges are within the smaller of
+#                                   RIGHT x H and RIGHT_SHARE x k's width (at least 1 px) of k's
+
+
+def window_label(extents: dict[int, tuple[int, int]], left: int, right: int, height: float) -> int:
+    """The truth of a window [left, right) on a line (line_extents): the digit it holds from
+    edge to edge, -1 for none of them (a wrong window: an edge more than twice the tolerance
+    from every digit's), -2 in between (neither is taught)."""
+    label = -1
+    for k, (a, b) in extents.items():
+        error = max(abs(left - a), abs(right - b))
+        tolerance = min(RIGHT * height, max(1.0, RIGHT_SHARE * (b - a)))
+        if error <= tolerance:
+            return k
+        if error <= 2 * tolerance:
+            label = -2
+    return label
 
 
 def edit_distance(a: str, b: str) -> int:

@@ -2,13 +2,15 @@
 
     page (page.py) -> components (components.py), specks dropped -> lines (lines.py), each
     deslanted -> pieces, wide components cut (cuts.py) -> cells (layout.py) -> digit spans
-    (path.py), all classified in one batch by the Classifier (its own drawing normalization:
-    ink box -> 20 x 20 -> centre of mass in 28 x 28) -> the best path per cell -> Reading.
+    (path.py; or windows, windows.py, for a model with a "none" class), all classified in one
+    batch by the Classifier (its own drawing normalization: ink box -> 20 x 20 -> centre of
+    mass in 28 x 28) -> the best path (or chain of windows) per cell -> Reading.
 
 Bounded work: the working image is at most 2048 px a side (page.py), and a page with more
 than `max_pieces` pieces (about `max_pieces / 2` digits, since wide components are cut) or
 `max_runs` runs of ink is refused with a TooMuchInk error before anything is classified;
-the classifier then sees at most about MAX_SPAN x `max_pieces` candidates.
+the classifier then sees at most about MAX_SPAN x `max_pieces` candidates, or, reading by
+windows, at most `max_windows`.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..classifier import Classifier, top_k
+from ..drawing import place_ink
 from ..errors import BadImageError
 from ..images import ImageInput
 from .components import components
@@ -28,6 +31,7 @@ from .lines import estimate_slant, group_lines, line_image, shear_rows
 from .page import DIGIT_HEIGHT_MAX, DIGIT_HEIGHT_TARGET, load_page
 from .path import Span, best_path, legal_spans, span_score, tempered
 from .result import Box, Cell, Digit, Line, Reading, union_box
+from .windows import best_chain, window_score, windows
 
 NONE_LABEL = "none"    # the class of a model that knows wrong cuts (digit_classes)
 NONE_W = 1.0           # and the weight of log(1 - P(none)), untempered, in a span's score
@@ -46,6 +50,7 @@ class TooMuchInk(BadImageError):
 @dataclass(frozen=True)
 class ReadLimits:
     max_pieces: int = 2000     # about 1,000 digits
+    max_windows: int = 60_000  # reading by windows: about 500 digits (about 120 windows each)
     max_runs: int = 400_000    # horizontal runs of ink on the working image
     top: int = 3               # predictions kept per digit
 
@@ -79,10 +84,12 @@ def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | No
     return np.array([i for i in range(columns) if i != none], np.int64), none
 
 
-def span_image(span: Span) -> Image.Image:
-    canvas = np.zeros((span.height + 2 * PAD, span.width + 2 * PAD), np.uint8)
-    canvas[PAD:-PAD, PAD:-PAD] = np.round(np.clip(span.ink, 0, 1) * 255).astype(np.uint8)
-    return Image.fromarray(canvas)
+def span_field(span: Span, background: str = "white") -> Image.Image:
+    """The span as the classifier's 28 x 28 drawing: its ink, 8-bit as a drawing would be,
+    scaled to its strongest pixel, placed by drawing.place_ink (normalize_drawing's rule)."""
+    amount = np.round(np.clip(span.ink, 0, 1) * 255) / 255
+    peak = amount.max()
+    return place_ink(amount / peak if peak > 0.05 else np.zeros_like(amount), background)
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,10 @@ class LinePlan:
     cells: list                   # [(cell pieces, legal spans)]
 
 
-def segment(image: ImageInput, limits: ReadLimits = ReadLimits()) -> tuple[object, list[LinePlan]]:
-    """The page (page.Page) and every line's pieces and spans: all of reading but the classifier."""
+def segment(image: ImageInput, limits: ReadLimits = ReadLimits(),
+            windowed: bool = False) -> tuple[object, list[LinePlan]]:
+    """The page (page.Page) and every line's pieces and spans: all of reading but the classifier.
+    Spans are runs of pieces (path.py), or windows (windows.py) if `windowed`."""
     where = str(image) if isinstance(image, (str, os.PathLike)) else None
     page = load_page(image)
     parts = _page_components(page, limits, where)
@@ -109,7 +118,7 @@ def segment(image: ImageInput, limits: ReadLimits = ReadLimits()) -> tuple[objec
     parts = [c for c in parts if c.area >= SPECK_AREA * height ** 2
              or max(c.height, c.width) >= SPECK_SIDE * height]
     plans: list[LinePlan] = []
-    total = 0
+    total = spans = 0
     for line in group_lines(parts):
         ink, top, left = line_image(line, page.amount)
         slant = estimate_slant(ink)
@@ -120,7 +129,14 @@ def segment(image: ImageInput, limits: ReadLimits = ReadLimits()) -> tuple[objec
             raise TooMuchInk(f"more than {limits.max_pieces} pieces of digits (about "
                              f"{limits.max_pieces // 2} digits), the reader's limit; read the "
                              "page in parts", where)
-        cells = [(cell, legal_spans(cell, line.height)) for cell in split_cells(found, line.height)]
+        hypotheses = windows if windowed else legal_spans
+        cells = [(cell, hypotheses(cell, line.height)) for cell in split_cells(found, line.height)]
+        if windowed:
+            spans += sum(len(cell_spans) for _, cell_spans in cells)
+            if spans > limits.max_windows:
+                raise TooMuchInk(f"more than {limits.max_windows} windows (about "
+                                 f"{limits.max_windows // 120} digits), the reader's limit when "
+                                 "reading by windows; read the page in parts", where)
         plans.append(LinePlan(line, slant, shifts, top, left, cells))
     return page, plans
 
@@ -133,19 +149,26 @@ def span_pixels(span: Span, plan: LinePlan) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_digits(classifier: Classifier, image: ImageInput,
-                limits: ReadLimits = ReadLimits()) -> Reading:
-    """Every digit of `image`, line by line, cell by cell (module docstring)."""
-    page, plans = segment(image, limits)
+                limits: ReadLimits = ReadLimits(), by_windows: bool | None = None) -> Reading:
+    """Every digit of `image`, line by line, cell by cell (module docstring). A model with a
+    "none" class reads by windows (windows.py) unless `by_windows` is False; others by pieces."""
+    labels = list(classifier.labels)
+    digit_columns, none_column = digit_classes(labels, len(labels))
+    windowed = none_column is not None if by_windows is None else by_windows
+    if windowed and none_column is None:
+        raise ValueError("reading by windows needs a model with a 'none' class "
+                         "(scripts/train_string_model.py)")
+    page, plans = segment(image, limits, windowed)
     if not plans:
         return Reading([], page.size, notes=["no ink found"])
 
     spans = [s for plan in plans for _, cell_spans in plan.cells for s in cell_spans]
     if spans:
-        batch = np.stack([classifier.preprocess(span_image(s), drawing=True) for s in spans])
+        background = classifier.drawing_background
+        batch = np.stack([classifier.preprocessor(span_field(s, background)) for s in spans])
         probabilities = classifier.probabilities(batch)
     else:
-        probabilities = np.zeros((0, len(classifier.labels)))
-    digit_columns, none_column = digit_classes(list(classifier.labels), probabilities.shape[1])
+        probabilities = np.zeros((0, len(labels)))
 
     def box_of(span: Span, plan: LinePlan) -> Box:
         ys, xs = span_pixels(span, plan)
@@ -163,16 +186,20 @@ def read_digits(classifier: Classifier, image: ImageInput,
             k += len(cell_spans)
             tops = [[p for p in top_k(row, classifier.info, max(1, limits.top) + 1)
                      if p.index != none_column][:max(1, limits.top)] for row in probs]
-            soft = tempered(probs)[:, digit_columns] if len(probs) else probs
-            scores = [span_score(s, float(soft[i].max()), line.height, tops[i][0].label,
-                                 cell_pieces[s.start].crossings)
-                      for i, s in enumerate(cell_spans)]
-            if none_column is not None and len(probs):
-                scores = [v + NONE_W * float(np.log(max(1e-9, 1 - p[none_column])))
-                          for v, p in zip(scores, probs)]
+            if windowed:
+                scores = [window_score(float(p[digit_columns].max())) for p in probs]
+                chosen = best_chain(cell_pieces, cell_spans, scores, line.height)
+            else:
+                soft = tempered(probs)[:, digit_columns] if len(probs) else probs
+                scores = [span_score(s, float(soft[i].max()), line.height, tops[i][0].label,
+                                     cell_pieces[s.start].crossings)
+                          for i, s in enumerate(cell_spans)]
+                if none_column is not None and len(probs):
+                    scores = [v + NONE_W * float(np.log(max(1e-9, 1 - p[none_column])))
+                              for v, p in zip(scores, probs)]
+                chosen = best_path(cell_pieces, cell_spans, scores, line.height)
             digits = [Digit(tops[i][0].label, tops[i][0].probability, tops[i],
-                            box_of(cell_spans[i], plan))
-                      for i in best_path(cell_pieces, cell_spans, scores, line.height)]
+                            box_of(cell_spans[i], plan)) for i in chosen]
             if digits:
                 read_cells.append(Cell(digits, union_box([d.box for d in digits])))
         if read_cells:

@@ -263,8 +263,8 @@ def test_command_line(lenet, mnist_test, tmp_path, capsys):
 
 class _WithNone:
     """The session's LeNet seen as an 11-class model (labels 0-9 and "none"): P(none) is
-    `none(aspect)` of each span's ink box (width / height, measured on the span image the
-    reader hands to preprocess, in the order it then batches them); the digits share the rest."""
+    `none(aspect)` of each span's ink box (width / height, measured on the 28 x 28 field the
+    reader hands to preprocessor, in the order it then batches them); the digits share the rest."""
 
     def __init__(self, classifier, none):
         import dataclasses
@@ -272,11 +272,16 @@ class _WithNone:
         self.info = dataclasses.replace(classifier.info, labels=[*classifier.labels, "none"])
         self.labels = self.info.labels
 
-    def preprocess(self, image, drawing=False):
-        ink = np.asarray(image.convert("L")) > 64           # the reader's spans: light ink on black
+    @property
+    def drawing_background(self):
+        return self._c.drawing_background
+
+    def preprocessor(self, image):
+        field = np.asarray(image.convert("L"), np.int16)      # the reader's 28 x 28 field
+        ink = np.abs(field - field[0, 0]) > 64
         rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
         self._aspects.append((cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1) if rows.size else 1.0)
-        return self._c.preprocess(image, drawing)
+        return self._c.preprocessor(image)
 
     def probabilities(self, batch):
         aspects, self._aspects = self._aspects[:len(batch)], self._aspects[len(batch):]
@@ -288,7 +293,8 @@ class _WithNone:
 def test_a_none_class_is_used_and_never_read(lenet_classifier, mnist_test):
     composed = _strings(mnist_test, "touching", 6, seed=12, lengths=(3, 5))
     plain = [read_digits(lenet_classifier, c.image) for c in composed]
-    zero = [read_digits(_WithNone(lenet_classifier, lambda a: 0.0), c.image) for c in composed]
+    zero = [read_digits(_WithNone(lenet_classifier, lambda a: 0.0), c.image, by_windows=False)
+            for c in composed]
     assert [r.text for r in zero] == [r.text for r in plain]          # P(none) = 0: as before
     assert [d.box for r in zero for d in r.digits] == [d.box for r in plain for d in r.digits]
     # a model sure that every span wider than 0.75 x its height is a wrong cut: the reader now
@@ -296,7 +302,7 @@ def test_a_none_class_is_used_and_never_read(lenet_classifier, mnist_test):
     narrow = _WithNone(lenet_classifier, lambda a: 0.999 if a > 0.75 else 0.001)
     before = after = 0
     for c, r in zip(composed, plain):
-        reading = read_digits(narrow, c.image)
+        reading = read_digits(narrow, c.image, by_windows=False)
         assert reading.digits and all(d.label != "none" for d in reading.digits)
         assert all(len(d.top) == 3 and "none" not in [p.label for p in d.top] for d in reading.digits)
         before += sum((d.box[2] - d.box[0]) > 0.75 * (d.box[3] - d.box[1]) for d in r.digits)

@@ -1,0 +1,101 @@
+"""inference.read.windows: the window hypotheses and the chain over them, checked with an
+ideal window classifier (the composed strings' own ground truth, compose.window_label), so that what is tested is whether the
+right reading is among the windows and the chain's constraints let it through."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from inference.read.compose import compose_string, line_extents, window_label
+from inference.read.cuts import Piece
+from inference.read.reader import segment
+from inference.read.windows import MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score, windows
+
+def _ideal_reading(composed) -> list[int]:
+    """The digit indices an ideal window classifier reads, in order (-1: a wrong window won):
+    0.99 for a right window, 0.1 for one in between, 0.001 for a wrong one, and 0.3 a window
+    so that a digit inside its neighbours' windows (a 1 pushed into a 2) is still read."""
+    page, plans = segment(composed.image, windowed=True)
+    got = []
+    for plan in plans:
+        extents = line_extents(composed.owners, plan)
+        height = plan.line.height
+        for pieces, spans in plan.cells:
+            who = [window_label(extents, s.left, s.left + s.width, height) for s in spans]
+            scores = [0.3 + math.log(0.99 if w >= 0 else 1e-3 if w == -1 else 0.1) for w in who]
+            got += [who[i] for i in best_chain(pieces, spans, scores, height)]
+    return got
+
+
+@pytest.mark.parametrize("kind,least", [("separated", 20), ("touching", 18), ("overlapping", 19),
+                                        ("slanted", 19)])
+def test_the_right_windows_are_there_and_chained(mnist_test, kind, least):
+    """Cuts cannot separate digits whose strokes run into each other (about 45 % of touching
+    strings had every digit among the cut pieces' spans); windows may share columns."""
+    rng = np.random.default_rng(31)
+    right = 0
+    for _ in range(20):
+        idx = rng.integers(0, len(mnist_test.labels), int(rng.integers(3, 9)))
+        composed = compose_string(list(mnist_test.images[idx]), list(mnist_test.labels[idx]), kind, rng)
+        right += _ideal_reading(composed) == list(range(len(idx)))
+    assert right >= least
+
+
+def _blobs(widths: list[int], gaps: list[int], height: int = 20) -> list[Piece]:
+    """Solid rectangles `height` tall, left to right, `gaps` px apart (negative: overlapping
+    columns, drawn as separate pieces as the cuts would leave them)."""
+    pieces, x = [], 3
+    for k, w in enumerate(widths):
+        pieces.append(Piece(top=1, left=x, ink=np.ones((height, w), np.float32), component=k))
+        x += w + (gaps[k] if k < len(gaps) else 0)
+    return pieces
+
+
+def test_the_chain_keeps_its_rules_under_any_scores():
+    """Random scores: every chain covers the cell's ink from its first column to its last,
+    paper may be skipped but ink never, overlaps stay within the limits."""
+    rng = np.random.default_rng(5)
+    height = 20.0
+    for trial in range(40):
+        n = int(rng.integers(1, 5))
+        pieces = _blobs([int(v) for v in rng.integers(3, 22, n)], [int(v) for v in rng.integers(-4, 9, n)])
+        spans = windows(pieces, height)
+        scores = list(rng.normal(0, 2, len(spans)))
+        chain = best_chain(pieces, spans, scores, height)
+        assert chain, f"trial {trial}: no chain"
+        grid = cell_grid(pieces, height)
+        ink = (grid.ink > 0).any(axis=0)
+        covered = np.zeros_like(ink)
+        previous = None
+        for i in chain:
+            span = spans[i]
+            a, b = span.left - grid.left, span.left - grid.left + span.width
+            covered[a:b] = True
+            if previous is not None:
+                pa, pb = previous
+                shared = pb - a
+                assert shared <= OVERLAP * height
+                if shared > 0:    # a window reaching back: never twice over one narrow digit
+                    assert shared <= SHARE * max(pb - pa, b - a) + 1e-9
+                    assert a - pa >= MIN_WIDTH * height and b - pb >= MIN_WIDTH * height
+            previous = (a, b)
+        assert covered[ink].all(), f"trial {trial}: ink left unread"
+
+
+def test_the_chain_prefers_the_higher_total():
+    """Two blobs 1 px apart: read as two digits when the two windows score higher together
+    than the one window over both, else as one."""
+    pieces = _blobs([10, 10], [1])
+    spans = windows(pieces, 20.0)
+    grid = cell_grid(pieces, 20.0)
+    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    left = next(i for i, e in enumerate(edges) if e == (0, 10))
+    right = next(i for i, e in enumerate(edges) if e[0] == 10 and e[1] >= 21)
+    both = next(i for i, e in enumerate(edges) if e[0] == 0 and e[1] >= 21)
+    scores = [-50.0] * len(spans)
+    scores[left], scores[right], scores[both] = window_score(0.95), window_score(0.95), window_score(0.5)
+    assert best_chain(pieces, spans, scores, 20.0) == [left, right]
+    scores[left] = scores[right] = window_score(0.3)
+    assert best_chain(pieces, spans, scores, 20.0) == [both]
