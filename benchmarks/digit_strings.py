@@ -10,7 +10,8 @@ slanted, plus small tables (3-5 rows x 2-4 columns of 1-4-digit numbers; a table
 every cell is). CER = edit distance / characters of the truth. Beside them: the model's
 single-digit accuracy on all 10,000 test digits as stored (DIGITS' Classify Many) and through
 the reader's drawing normalization (for a model with a "none" class: its best digit class, as
-the reader takes it), and p^L, what an ideal segmenter would reach with that
+the reader takes it), how it reads (by windows if it has a "none" class, else by pieces:
+inference/read/reader.py), and p^L, what an ideal segmenter would reach with that
 per-digit accuracy p for the same lengths. The reader's constants were tuned on seeds other
 than the default seed here. Writes benchmarks/results/digit_strings.json (one run per model,
 on the same strings) and pictures of up to 8 failures per kind of the first model,
@@ -123,7 +124,8 @@ def measure(model: Path, args, raw, stored) -> tuple[dict, dict]:
                       "ideal_p_to_the_L": ideal, "mean_digits": float(np.mean(lengths)),
                       "ms_per_image": 1000 * seconds / count}
 
-    print(f"{model}: single digits {100 * p_stored:.2f} % (as stored), "
+    reading = "windows" if NONE_LABEL in clf.labels else "pieces"
+    print(f"{model}: read by {reading}; single digits {100 * p_stored:.2f} % (as stored), "
           f"{100 * p_drawn:.2f} % (drawing normalization; 'none' on top for "
           f"{100 * none_top:.2f} %), MNIST test split, seed {args.seed}")
     print("| kind | images | digits/image | exact | CER | p^L (ideal cuts) | ms/image |")
@@ -132,7 +134,7 @@ def measure(model: Path, args, raw, stored) -> tuple[dict, dict]:
         print(f"| {kind} | {r['count']} | {r['mean_digits']:.1f} | {100 * r['exact']:.1f} % | "
               f"{100 * r['cer']:.2f} % | {100 * r['ideal_p_to_the_L']:.1f} % | {r['ms_per_image']:.0f} |",
               flush=True)
-    return {"model": str(model), "single_digit_accuracy": p_stored,
+    return {"model": str(model), "reading": reading, "single_digit_accuracy": p_stored,
             "single_digit_accuracy_drawing": p_drawn, "classes": list(clf.labels),
             "none_on_top_of_test_digits": none_top, "kinds": rows}, failures
 

@@ -1,27 +1,32 @@
-"""Train the string reader's single-digit model: an 11-class LeNet (0-9 and "none") that knows
-what a wrong cut looks like, with redigits' own tools used as a DIGITS user would.
+"""Train the string reader's window model: an 11-class LeNet (0-9 and "none") that reads a
+window of a line of digits (inference/read/windows.py) and knows when the window is wrong,
+with redigits' own tools used as a DIGITS user would.
 
-    python scripts/train_string_model.py [--out runs/string-model] [--epochs 1]
-        [--weights runs/lenet/snapshot_iter_N.caffemodel] [--strings 1200] [--per-class 5000]
+    python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
+        [--weights LENET.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000] [--per-class 3000]
 
 Steps (everything from MNIST's *train* split: the benchmark reads test digits):
   1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
      normalizes a window (reader.span_field):
-       0-9   `--per-class` MNIST training digits per class, plus the *right* spans the
-             reader itself finds in composed strings (below);
-       none  the *wrong* spans: strings of 3-6 training digits are composed as touching,
-             overlapping and separated (inference/read/compose.py, which records which digit
-             owns each pixel), cut by the reader's own segmentation (reader.segment), and every
-             candidate span is labelled by the pixels it holds: >= 95 % from one digit and
-             >= 90 % of that digit's ink = that digit; under 70 % purity or 60 % cover = none
-             (two digits squeezed into one box, half a digit, a digit plus part of its
-             neighbour); in between is left out as ambiguous.
+       0-9   `--per-class` MNIST training digits per class, plus right windows: strings of
+             3-6 training digits are composed touching, overlapping, separated and slanted
+             (inference/read/compose.py, which records which digit owns each pixel), the
+             reader's own segmentation (reader.segment) lists every window of every line,
+             and compose.window_label names the digit whose columns a window spans edge to
+             edge (within 0.12 x H or a quarter of the digit's width), whatever fragments of
+             its neighbours come with it; RIGHT_PER_DIGIT of them per digit;
+       none  wrong windows (an edge more than twice that tolerance from every digit's: half a
+             digit, two digits, a digit and a half), WRONG_PER_STRING per string at random,
+             or, with `--mine`, half of them the ones a previous round's model finds most
+             digit-like (hard negatives: without them, strokes of a digit read as extra 1s).
   2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, 10 % validation).
   3. A model job from DIGITS' LeNet with its classifier layer renamed (ip2 -> ip2_none), so
-     that `--weights` (e.g. the main job's LeNet) copies conv1, conv2, ip1 and the 11-way layer
-     starts from its filler; `trainer new` sets num_output from labels.txt (11 classes).
-  4. `trainer run`, then `converter onnx --job` -> <out>/job/model.onnx (labels.txt has "none";
-     inference.read uses P(none) when it sees it).
+     that `--weights` from the main job's LeNet copies conv1, conv2 and ip1 and the 11-way
+     layer starts from its filler (from a previous round's model, it copies all of them);
+     `trainer new` sets num_output from labels.txt (11 classes).
+  4. `trainer run`, then `converter onnx --job` -> <out>/job/model.onnx (labels.txt has "none",
+     so inference.read reads by windows with it).
+The README gives the two rounds that made the benchmark's model.
 REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
 """
 from __future__ import annotations
@@ -136,10 +141,10 @@ def run(*args: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--weights", help="a LeNet .caffemodel to start from (by layer name)")
-    parser.add_argument("--per-class", type=int, default=5000, help="MNIST training digits per class")
-    parser.add_argument("--strings", type=int, default=1200, help="composed strings for 'none'")
+    parser.add_argument("--per-class", type=int, default=3000, help="MNIST training digits per class")
+    parser.add_argument("--strings", type=int, default=5000, help="composed strings for windows")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--fast", action="store_true", help="trainer run --fast (bf16)")
     parser.add_argument("--mine", type=Path, metavar="MODEL.onnx",

@@ -1,0 +1,93 @@
+"""scripts/train_string_model.py at a small scale, as a user runs it: MNIST training digits
+and windows of composed strings -> a DIGITS dataset -> an 11-class LeNet started from the
+session's LeNet -> model.onnx, which the reader then reads by windows; then the windows it
+labels, and the hard negatives a model mines."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import Classifier
+from inference.read import read_digits
+from inference.read.compose import compose_string, edit_distance
+from inference.read.reader import NONE_LABEL, digit_classes
+from lmdb_builder import load_mnist
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import train_string_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_dir):
+    """MNIST's test digits (never trained on), raw polarity: images, labels."""
+    mnist = load_mnist(mnist_dir, invert=False)
+    return mnist.test_images[:1000], mnist.test_labels[:1000]
+
+
+@pytest.fixture(scope="module")
+def window_model(tmp_path_factory, lenet, mnist_dir) -> Path:
+    out = tmp_path_factory.mktemp("string-model")
+    env = {**os.environ, "REDIGITS_MNIST_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "scripts/train_string_model.py", "--out", str(out),
+                          "--strings", "150", "--per-class", "200", "--epochs", "2",
+                          "--weights", str(lenet.snapshot)],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return out / "job" / "model.onnx"
+
+
+@pytest.mark.slow
+def test_the_model_it_trains_reads_by_windows(window_model, test_digits):
+    """150 strings and 2 epochs are far from the benchmark's model (without hard negatives it
+    reads extra digits from strokes), but the pipeline must give an 11-class model that knows
+    single digits and reads a string by windows, never as "none"."""
+    images, labels = test_digits
+    model = Classifier(str(window_model), provider="cpu")
+    assert list(model.labels) == [*map(str, range(10)), NONE_LABEL]
+    got = model.classify(list(images[:300]), top=2, drawing=True)
+    best = [next(p.label for p in top if p.label != NONE_LABEL) for top in got]
+    assert np.mean([b == str(y) for b, y in zip(best, labels[:300])]) >= 0.9
+    rng = np.random.default_rng(8)
+    errors = chars = 0
+    for _ in range(10):
+        idx = rng.integers(0, len(labels), int(rng.integers(3, 6)))
+        composed = compose_string(list(images[idx]), list(labels[idx]), "separated", rng)
+        reading = read_digits(model, composed.image)
+        assert reading.digits and all(d.label != NONE_LABEL for d in reading.digits)
+        errors += edit_distance(composed.text, reading.text)
+        chars += len(composed.text)
+    assert errors / chars < 0.5
+
+
+@pytest.mark.slow
+def test_windows_are_labelled_and_hard_negatives_mined(window_model, test_digits):
+    """Right windows are digits of the string; a miner's picks are the wrong windows it finds
+    most digit-like, so they score higher than random wrong windows."""
+    images, labels = test_digits
+    miner = Classifier(str(window_model), provider="cpu")
+    columns, _ = digit_classes(list(miner.labels), len(miner.labels))
+
+    def digit_likeness(fields) -> float:
+        p = miner.probabilities(np.stack([miner.preprocessor(f) for f in fields]))
+        return float(p[:, columns].max(axis=1).mean())
+
+    rng = np.random.default_rng(3)
+    random_wrong, mined = [], []
+    for _ in range(6):
+        idx = rng.integers(0, len(labels), 5)
+        composed = compose_string(list(images[idx]), list(labels[idx]),
+                                  "touching", rng)
+        wrong, right = train_string_model.label_windows(composed, np.random.default_rng(1))
+        assert {k for k, _ in right} <= set(range(5)) and len({k for k, _ in right}) >= 3
+        assert all(f.size == (28, 28) for f in wrong + [f for _, f in right])
+        random_wrong += wrong
+        hard, _ = train_string_model.label_windows(composed, np.random.default_rng(1), miner)
+        mined += hard[:train_string_model.WRONG_PER_STRING // 2]
+    assert digit_likeness(mined) > digit_likeness(random_wrong) + 0.1
