@@ -83,7 +83,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from .read import ReadLimits, read_digits
     clf = _classifier(args)
-    limits = ReadLimits(max_pieces=args.max_pieces)
+    limits = ReadLimits(max_pieces=args.max_pieces, max_windows=args.max_windows)
     readings = [(image, read_digits(clf, image, limits)) for image in args.images]
     if args.json:
         print(json.dumps({"model": str(clf.path), "provider": clf.provider, "results": [
@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pieces", type=positive_int, default=2000,
                    help="refuse pages with more pieces of digits than this (default 2000, "
                         "about 1000 digits)")
+    p.add_argument("--max-windows", type=positive_int, default=60_000,
+                   help="reading by windows (a model with a 'none' class): refuse pages with "
+                        "more windows than this (default 60000, about 500 digits)")
     p.set_defaults(func=cmd_read)
 
     p = commands.add_parser("serve", help="HTTP server with a drawing page and dynamic batching",

@@ -9,7 +9,8 @@
                     "cells": [{"text", "box", "digits": [{"label", "probability", "box",
                     "top": [3 x {"label", "probability"}]}]}]}], "table", "notes", "ms"}
                     (inference/read); images up to `max_read_pixels`, pages up to
-                    `max_read_pieces` pieces of digits (413 beyond)
+                    `max_read_pieces` pieces of digits or `max_read_windows` windows (413
+                    beyond)
     GET  /healthz   {"status": "ok", ...request counts, batch-size histogram}
     GET  /model     the model's metadata and the server's limits
 
@@ -80,6 +81,7 @@ class ServerSettings:
     retry_after_s: int = 1
     max_read_pixels: int = 4096 * 4096   # POST /read: a photo of a page (reduced to 2048 px)
     max_read_pieces: int = 2000          # POST /read: about 1,000 digits; more get 413
+    max_read_windows: int = 60_000       # ... and by windows (a "none" class): about 500 digits
 
     def resolved(self, digit_model: bool) -> "ServerSettings":
         """These settings with the defaults that depend on the model and machine filled in."""
@@ -188,7 +190,8 @@ def create_app(classifier: Classifier, settings: ServerSettings = ServerSettings
     def read_page(data: bytes):
         from ..read import ReadLimits, read_digits
         image = decode_image(data, settings.max_read_pixels, "upload")
-        return read_digits(classifier, image, ReadLimits(max_pieces=settings.max_read_pieces))
+        limits = ReadLimits(max_pieces=settings.max_read_pieces, max_windows=settings.max_read_windows)
+        return read_digits(classifier, image, limits)
 
     async def read(request: Request) -> Response:
         nonlocal pending

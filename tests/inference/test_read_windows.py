@@ -10,6 +10,7 @@ import pytest
 
 from inference.read.compose import compose_string, line_extents, window_label
 from inference.read.cuts import Piece
+from inference.read import ReadLimits, TooMuchInk
 from inference.read.reader import segment
 from inference.read.windows import MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score, windows
 
@@ -99,3 +100,15 @@ def test_the_chain_prefers_the_higher_total():
     assert best_chain(pieces, spans, scores, 20.0) == [left, right]
     scores[left] = scores[right] = window_score(0.3)
     assert best_chain(pieces, spans, scores, 20.0) == [both]
+
+
+def test_windows_are_bounded(mnist_test):
+    """A page with more windows than ReadLimits.max_windows is refused before any is classified."""
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, len(mnist_test.labels), 8)
+    composed = compose_string(list(mnist_test.images[idx]), list(mnist_test.labels[idx]), "touching", rng)
+    _, plans = segment(composed.image, ReadLimits(max_windows=5000), windowed=True)
+    count = sum(len(spans) for plan in plans for _, spans in plan.cells)
+    assert 100 < count <= 5000
+    with pytest.raises(TooMuchInk, match=f"more than {count - 1} windows"):
+        segment(composed.image, ReadLimits(max_windows=count - 1), windowed=True)
