@@ -4,6 +4,7 @@ with redigits' own tools used as a DIGITS user would.
 
     python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
         [--weights LENET.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000] [--per-class 3000]
+        [--rounds N]
 
 Steps (everything from MNIST's *train* split: the benchmark reads test digits):
   1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
@@ -26,7 +27,9 @@ Steps (everything from MNIST's *train* split: the benchmark reads test digits):
      `trainer new` sets num_output from labels.txt (11 classes).
   4. `trainer run`, then `converter onnx --job` -> <out>/job/model.onnx (labels.txt has "none",
      so inference.read reads by windows with it).
-The README gives the two rounds that made the benchmark's model.
+`--rounds N` repeats steps 1-4 in <out>/round-1..N, each round mining with the previous
+round's model and starting from its weights (seed + 1 a round). The README gives the rounds
+that made the benchmark's model.
 REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
 """
 from __future__ import annotations
@@ -46,6 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from inference.drawing import normalize_drawing  # noqa: E402
 from inference.read.compose import compose_string, line_extents, window_label  # noqa: E402
+from converter.onnx_export import find_job  # noqa: E402
 from inference import Classifier  # noqa: E402
 from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field  # noqa: E402
 from lmdb_builder import load_mnist  # noqa: E402
@@ -138,6 +142,34 @@ def run(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=REPO, check=True)
 
 
+def one_round(out: Path, mnist_dir: Path, args, weights: str | None, mine: Path | None,
+              seed: int) -> Path:
+    """Steps 1-4 into `out`; returns the job folder (model.onnx and its last snapshot)."""
+    out.mkdir(parents=True, exist_ok=True)
+    images = out / "images"
+    if images.exists():
+        shutil.rmtree(images)
+    print(f"== 1. images in {out} (MNIST train digits and windows of composed strings)", flush=True)
+    miner = Classifier(str(mine), provider="cpu") if mine else None
+    counts = build_images(images, mnist_dir, args.per_class, args.strings, seed, miner)
+    print(f"  {counts}", flush=True)
+    print("== 2. dataset (lmdb_builder folder)", flush=True)
+    run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
+        "--channels", "1", "--val-percent", "10", "--seed", str(seed), "--force")
+    print("== 3. model job (LeNet, classifier renamed)", flush=True)
+    network = lenet_with_new_classifier(out)
+    job = out / "job"
+    run("-m", "trainer", "new", "--dataset", str(out / "data"), "--network", str(network),
+        "--out", str(job), "--epochs", str(args.epochs), "--seed", "1", "--force")
+    print("== 4. training and ONNX export", flush=True)
+    extra = (["--weights", str(Path(weights).resolve())] if weights else []) + \
+        (["--fast"] if args.fast else [])
+    run("-m", "trainer", "run", str(job / "solver.prototxt"), "--no-progress", *extra)
+    run("-m", "converter", "onnx", "--job", str(job), "--out", str(job / "model.onnx"))
+    print(f"wrote {job / 'model.onnx'}", flush=True)
+    return job
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
@@ -145,36 +177,24 @@ def main() -> int:
     parser.add_argument("--weights", help="a LeNet .caffemodel to start from (by layer name)")
     parser.add_argument("--per-class", type=int, default=3000, help="MNIST training digits per class")
     parser.add_argument("--strings", type=int, default=5000, help="composed strings for windows")
-    parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=15, help="of the first round (+1 a round)")
     parser.add_argument("--fast", action="store_true", help="trainer run --fast (bf16)")
     parser.add_argument("--mine", type=Path, metavar="MODEL.onnx",
                         help="a previous round's model: half the wrong windows are its hardest")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds in <out>/round-K, each mining with and starting from the "
+                             "previous round's model (default 1)")
     args = parser.parse_args()
     mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
     out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-
-    images = out / "images"
-    if images.exists():
-        shutil.rmtree(images)
-    print("== 1. images (MNIST train digits and the reader's wrong spans)", flush=True)
-    miner = Classifier(str(args.mine), provider="cpu") if args.mine else None
-    counts = build_images(images, mnist_dir, args.per_class, args.strings, args.seed, miner)
-    print(f"  {counts}", flush=True)
-    print("== 2. dataset (lmdb_builder folder)", flush=True)
-    run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
-        "--channels", "1", "--val-percent", "10", "--seed", str(args.seed), "--force")
-    print("== 3. model job (LeNet, classifier renamed)", flush=True)
-    network = lenet_with_new_classifier(out)
-    job = out / "job"
-    run("-m", "trainer", "new", "--dataset", str(out / "data"), "--network", str(network),
-        "--out", str(job), "--epochs", str(args.epochs), "--seed", "1", "--force")
-    print("== 4. training and ONNX export", flush=True)
-    extra = (["--weights", str(Path(args.weights).resolve())] if args.weights else []) + \
-        (["--fast"] if args.fast else [])
-    run("-m", "trainer", "run", str(job / "solver.prototxt"), "--no-progress", *extra)
-    run("-m", "converter", "onnx", "--job", str(job), "--out", str(job / "model.onnx"))
-    print(f"wrote {job / 'model.onnx'}")
+    if args.rounds <= 1:
+        one_round(out, mnist_dir, args, args.weights, args.mine, args.seed)
+        return 0
+    weights, mine = args.weights, args.mine
+    for k in range(1, args.rounds + 1):
+        job = one_round(out / f"round-{k}", mnist_dir, args, weights, mine, args.seed + k - 1)
+        weights, mine = str(find_job(job).weights), job / "model.onnx"
+    print(f"the last round's model: {mine}")
     return 0
 
 
