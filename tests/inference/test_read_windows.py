@@ -10,7 +10,7 @@ import pytest
 
 from inference.read.compose import compose_string, line_extents, window_label
 from inference.read.cuts import Piece
-from inference.read import ReadLimits, TooMuchInk
+from inference.read import ReadLimits, TooMuchInk, read_digits
 from inference.read.reader import segment
 from inference.read.windows import MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score, windows
 
@@ -112,3 +112,13 @@ def test_windows_are_bounded(mnist_test):
     assert 100 < count <= 5000
     with pytest.raises(TooMuchInk, match=f"more than {count - 1} windows"):
         segment(composed.image, ReadLimits(max_windows=count - 1), windowed=True)
+
+
+def test_windows_need_a_none_class(lenet_classifier, mnist_test):
+    """A 10-class model reads by pieces; asking it to read by windows is refused (it has no way
+    to say a window is wrong, so every window would read as some digit)."""
+    composed = compose_string(list(mnist_test.images[:3]), list(mnist_test.labels[:3]), "separated",
+                              np.random.default_rng(0))
+    assert read_digits(lenet_classifier, composed.image).digits
+    with pytest.raises(ValueError, match="'none' class"):
+        read_digits(lenet_classifier, composed.image, by_windows=True)
