@@ -88,12 +88,13 @@ def label_windows(composed, rng: np.random.Generator,
         p = miner.probabilities(np.stack([miner.preprocessor(f) for f in fields]))
         columns, _ = digit_classes(list(miner.labels), p.shape[1])
         order = np.argsort(-p[:, columns].max(axis=1))
-        hard = order[:WRONG_PER_STRING // 2]
-        rest = order[WRONG_PER_STRING // 2:]
-        chosen = [fields[i] for i in hard] + [fields[i] for i in rng.permutation(rest)[:WRONG_PER_STRING - len(hard)]]
+        half = WRONG_PER_STRING // 2
+        chosen = [fields[i] for i in order[:half]] + \
+            pick([fields[i] for i in order[half:]], WRONG_PER_STRING - half)
     else:
         chosen = [span_field(s) for s in pick(wrong, WRONG_PER_STRING)]
-    return chosen, [(k, span_field(s)) for k, spans in right.items() for s in pick(spans, RIGHT_PER_DIGIT)]
+    return chosen, [(k, span_field(s)) for k, spans in right.items()
+                    for s in pick(spans, RIGHT_PER_DIGIT)]
 
 
 def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,

@@ -198,11 +198,11 @@ def line_extents(owners: np.ndarray, plan) -> dict[int, tuple[int, int]]:
             ys, xs = np.nonzero(piece.ink > 0)
             ys, xs = ys + piece.top, xs + piece.left
             own = owners[ys + plan.top, xs - plan.shifts[ys] + plan.left]
-            for k in np.unique(own[own >= 0]):
+            for k in map(int, np.unique(own[own >= 0])):
                 cols = xs[own == k]
-                lo[int(k)] = min(lo.get(int(k), cols.min()), int(cols.min()))
-                hi[int(k)] = max(hi.get(int(k), cols.max() + 1), int(cols.max()) + 1)
-    return {k: (int(lo[k]), int(hi[k])) for k in lo}
+                a, b = int(cols.min()), int(cols.max()) + 1
+                lo[k], hi[k] = min(lo.get(k, a), a), max(hi.get(k, b), b)
+    return {k: (lo[k], hi[k]) for k in lo}
 
 
 RIGHT, RIGHT_SHARE = 0.12, 0.25   # a window is digit k if both edges are within the smaller of

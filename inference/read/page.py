@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from ..drawing import DIGITS_MODES, _gray
 from ..errors import BadImageError

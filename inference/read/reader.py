@@ -37,7 +37,6 @@ NONE_LABEL = "none"    # the class of a model that knows wrong cuts (digit_class
 NONE_W = 1.0           # and the weight of log(1 - P(none)), untempered, in a span's score
 SPECK_AREA = 0.01     # x H^2: smaller components ...
 SPECK_SIDE = 0.25     # ... whose longer side is also below this x H are specks
-PAD = 2
 
 
 class TooMuchInk(BadImageError):
@@ -75,11 +74,12 @@ def _typical_height(parts) -> float:
 def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | None]:
     """The model's digit columns and its "none" column (NONE_LABEL in labels.txt), if any.
 
-    A model trained with the extra class (scripts/train_string_model.py) says how likely a span
-    is a wrong cut; a span is then scored by its best *digit* probability out of all classes
-    (tempered, as path.py says) plus NONE_W log(1 - P(none)) untempered, so a confident wrong
-    merge no longer wins; "none" is never a digit of the reading. NONE_W = 1 was chosen on
-    composed strings of another seed (touching 39 -> 45 % exact, the other kinds unchanged)."""
+    A model with the extra class (scripts/train_string_model.py) says how likely a span or
+    window is wrong. By windows, a window scores its best *digit* probability out of all
+    classes (windows.py); by pieces, a span scores that (tempered, as path.py says) plus
+    NONE_W log(1 - P(none)) untempered, so a confident wrong merge no longer wins (NONE_W = 1
+    was chosen on composed strings of another seed: touching 39 -> 45 % exact, the other
+    kinds unchanged). "none" is never a digit of the reading."""
     none = labels.index(NONE_LABEL) if NONE_LABEL in labels[:columns] else None
     return np.array([i for i in range(columns) if i != none], np.int64), none
 

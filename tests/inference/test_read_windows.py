@@ -1,6 +1,6 @@
 """inference.read.windows: the window hypotheses and the chain over them, checked with an
-ideal window classifier (the composed strings' own ground truth, compose.window_label), so that what is tested is whether the
-right reading is among the windows and the chain's constraints let it through."""
+ideal window classifier (the composed strings' own truth, compose.window_label), so that what
+is tested is whether the right reading is among the windows and the chain lets it through."""
 from __future__ import annotations
 
 import math
@@ -8,11 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from inference.read import ReadLimits, TooMuchInk, read_digits
 from inference.read.compose import compose_string, line_extents, window_label
 from inference.read.cuts import Piece
-from inference.read import ReadLimits, TooMuchInk, read_digits
 from inference.read.reader import segment
-from inference.read.windows import MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score, windows
+from inference.read.windows import (MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score,
+                                    windows)
 
 def _ideal_reading(composed) -> list[int]:
     """The digit indices an ideal window classifier reads, in order (-1: a wrong window won):
