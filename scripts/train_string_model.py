@@ -15,8 +15,7 @@ Steps (everything from MNIST's *train* split: the benchmark reads test digits):
              reader's own segmentation (reader.segment) lists every window of every line,
              and compose.window_label names the digit whose columns a window spans edge to
              edge (within 0.12 x H or a quarter of the digit's width), whatever fragments of
-             its neighbours come with it; RIGHT_PER_DIGIT of them per digit, or
-             CROWDED_PER_DIGIT for a digit whose columns overlap a neighbour's (hard positives);
+             its neighbours come with it; RIGHT_PER_DIGIT of them per digit;
        none  wrong windows (an edge more than twice that tolerance from every digit's: half a
              digit, two digits, a digit and a half), WRONG_PER_STRING per string at random,
              or, with `--mine`, half of them the ones a previous round's model finds most
@@ -56,19 +55,7 @@ from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field
 from lmdb_builder import load_mnist  # noqa: E402
 
 WRONG_PER_STRING = 14    # wrong windows kept per string, at random (of about 400)
-RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart) ...
-CROWDED_PER_DIGIT = 6    # ... and per digit whose columns overlap a neighbour's by a quarter
-#                          of its width (a 1 pushed into a 0's side: rare, and lost if unread)
-
-
-def crowded(extents: dict[int, tuple[int, int]]) -> set[int]:
-    """The digits whose columns overlap another digit's by at least a quarter of their width."""
-    out = set()
-    for k, (a, b) in extents.items():
-        shared = max((min(b, d) - max(a, c) for j, (c, d) in extents.items() if j != k), default=0)
-        if shared >= 0.25 * (b - a):
-            out.add(k)
-    return out
+RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart)
 
 
 def label_windows(composed, rng: np.random.Generator,
@@ -80,10 +67,9 @@ def label_windows(composed, rng: np.random.Generator,
     page, plans = segment(composed.image, windowed=True)
     if page.scale != 1:
         raise SystemExit("error: composed strings are read at their own size; got a reduced page")
-    wrong, right, hard = [], {}, set()
+    wrong, right = [], {}
     for plan in plans:
         extents = line_extents(composed.owners, plan)
-        hard |= crowded(extents)
         height = plan.line.height
         for _, spans in plan.cells:
             for span in spans:
@@ -108,7 +94,7 @@ def label_windows(composed, rng: np.random.Generator,
     else:
         chosen = [span_field(s) for s in pick(wrong, WRONG_PER_STRING)]
     return chosen, [(k, span_field(s)) for k, spans in right.items()
-                    for s in pick(spans, CROWDED_PER_DIGIT if k in hard else RIGHT_PER_DIGIT)]
+                    for s in pick(spans, RIGHT_PER_DIGIT)]
 
 
 def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
