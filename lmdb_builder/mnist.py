@@ -151,8 +151,9 @@ class Mnist:
     inverted: bool
 
 
-def load_mnist(folder: Path, invert: bool = True, limit: int | None = None) -> Mnist:
+def load_mnist(folder: str | os.PathLike, invert: bool = True, limit: int | None = None) -> Mnist:
     """Read the four files from `folder`; `limit` keeps the first N of each (quick trials)."""
+    folder = Path(folder)
     arrays = {}
     for name in FILES:
         path = _file_in(folder, name)

@@ -116,7 +116,7 @@ def test_fake_mnist_loads_inverted(tmp_path, rng):
     arrays = _write_fake_mnist(tmp_path, rng)
     data = load_mnist(tmp_path)
     assert np.array_equal(data.train_images, 255 - arrays["train-images-idx3-ubyte"])
-    raw = load_mnist(tmp_path, invert=False, limit=5)
+    raw = load_mnist(str(tmp_path), invert=False, limit=5)       # a str is a folder too
     assert np.array_equal(raw.test_images, arrays["t10k-images-idx3-ubyte"][:5])
 
 
