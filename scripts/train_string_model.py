@@ -48,7 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from inference.drawing import normalize_drawing  # noqa: E402
-from inference.read.compose import compose_string, line_extents, window_label  # noqa: E402
+from inference.read.compose import compose_string, window_labels  # noqa: E402
 from converter.onnx_export import find_job  # noqa: E402
 from inference import Classifier  # noqa: E402
 from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field  # noqa: E402
@@ -69,11 +69,8 @@ def label_windows(composed, rng: np.random.Generator,
         raise SystemExit("error: composed strings are read at their own size; got a reduced page")
     wrong, right = [], {}
     for plan in plans:
-        extents = line_extents(composed.owners, plan)
-        height = plan.line.height
-        for _, spans in plan.cells:
-            for span in spans:
-                k = window_label(extents, span.left, span.left + span.width, height)
+        for (_, spans), labels in zip(plan.cells, window_labels(composed.owners, plan)):
+            for span, k in zip(spans, labels):
                 if k >= 0:
                     right.setdefault(k, []).append(span)
                 elif k == -1:

@@ -224,6 +224,14 @@ def window_label(extents: dict[int, tuple[int, int]], left: int, right: int, hei
     return label
 
 
+def window_labels(owners: np.ndarray, plan) -> list[list[int]]:
+    """window_label of every window of every cell of a reader line (a LinePlan segmented by
+    windows), cell by cell: the truth an ideal window classifier would answer."""
+    extents = line_extents(owners, plan)
+    return [[window_label(extents, s.left, s.left + s.width, plan.line.height) for s in spans]
+            for _, spans in plan.cells]
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance (insertions, deletions, substitutions each 1): the character
     errors of reading `b` where `a` is written (CER = errors / len(a))."""

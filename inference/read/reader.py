@@ -184,22 +184,27 @@ def read_digits(classifier: Classifier, image: ImageInput,
         for cell_pieces, cell_spans in plan.cells:
             probs = probabilities[k:k + len(cell_spans)]
             k += len(cell_spans)
-            tops = [[p for p in top_k(row, classifier.info, max(1, limits.top) + 1)
-                     if p.index != none_column][:max(1, limits.top)] for row in probs]
+            if len(probs) == 0:
+                continue
+            best = digit_columns[probs[:, digit_columns].argmax(axis=1)]   # "none" never read
             if windowed:
-                scores = [window_score(float(p[digit_columns].max())) for p in probs]
+                scores = [window_score(float(p)) for p in probs[np.arange(len(probs)), best]]
                 chosen = best_chain(cell_pieces, cell_spans, scores, line.height)
             else:
-                soft = tempered(probs)[:, digit_columns] if len(probs) else probs
-                scores = [span_score(s, float(soft[i].max()), line.height, tops[i][0].label,
+                soft = tempered(probs)[:, digit_columns]
+                scores = [span_score(s, float(soft[i].max()), line.height,
+                                     classifier.info.label(int(best[i])),
                                      cell_pieces[s.start].crossings)
                           for i, s in enumerate(cell_spans)]
-                if none_column is not None and len(probs):
+                if none_column is not None:
                     scores = [v + NONE_W * float(np.log(max(1e-9, 1 - p[none_column])))
                               for v, p in zip(scores, probs)]
                 chosen = best_path(cell_pieces, cell_spans, scores, line.height)
-            digits = [Digit(tops[i][0].label, tops[i][0].probability, tops[i],
-                            box_of(cell_spans[i], plan)) for i in chosen]
+            digits = []
+            for i in chosen:      # top-k only for the chosen spans: windows are hundreds a cell
+                top = [p for p in top_k(probs[i], classifier.info, max(1, limits.top) + 1)
+                       if p.index != none_column][:max(1, limits.top)]
+                digits.append(Digit(top[0].label, top[0].probability, top, box_of(cell_spans[i], plan)))
             if digits:
                 read_cells.append(Cell(digits, union_box([d.box for d in digits])))
         if read_cells:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inference.read import ReadLimits, TooMuchInk, read_digits
-from inference.read.compose import compose_string, line_extents, window_label
+from inference.read.compose import compose_string, window_labels
 from inference.read.cuts import Piece
 from inference.read.reader import segment
 from inference.read.windows import (MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score,
@@ -22,12 +22,9 @@ def _ideal_reading(composed) -> list[int]:
     page, plans = segment(composed.image, windowed=True)
     got = []
     for plan in plans:
-        extents = line_extents(composed.owners, plan)
-        height = plan.line.height
-        for pieces, spans in plan.cells:
-            who = [window_label(extents, s.left, s.left + s.width, height) for s in spans]
+        for (pieces, spans), who in zip(plan.cells, window_labels(composed.owners, plan)):
             scores = [0.3 + math.log(0.99 if w >= 0 else 1e-3 if w == -1 else 0.1) for w in who]
-            got += [who[i] for i in best_chain(pieces, spans, scores, height)]
+            got += [who[i] for i in best_chain(pieces, spans, scores, plan.line.height)]
     return got
 
 
