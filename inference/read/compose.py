@@ -186,39 +186,59 @@ def compose_table(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generat
     return Composed(Image.fromarray(255 - canvas), text, "tables", cells)
 
 
-def line_extents(owners: np.ndarray, plan) -> dict[int, tuple[int, int]]:
+def _owners_of(owners: np.ndarray, plan, ink: np.ndarray, top: int,
+               left: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per ink pixel of a piece or window of a reader line (rows top.., columns left.. of the
+    line with its slant taken out): the digit that owns it (Composed.owners), and the columns."""
+    ys, xs = np.nonzero(ink > 0)
+    ys, xs = ys + top, xs + left
+    return owners[ys + plan.top, xs - plan.shifts[ys] + plan.left], xs
+
+
+def line_extents(owners: np.ndarray, plan) -> dict[int, tuple[int, int, int]]:
     """Each digit's columns [left, right) on a line of the reader (reader.LinePlan: its top,
-    left, per-row shifts taking the slant out, and its cells' pieces), counting only the ink
-    the reader kept (specks dropped), from `owners` (Composed.owners): where a window must
-    start and end to hold that digit."""
+    left, per-row shifts taking the slant out, and its cells' pieces) and its count of ink
+    pixels, counting only the ink the reader kept (specks dropped), from `owners`
+    (Composed.owners): where a window must start and end to hold that digit."""
     lo: dict[int, int] = {}
     hi: dict[int, int] = {}
+    ink: dict[int, int] = {}
     for pieces, _ in plan.cells:
         for piece in pieces:
-            ys, xs = np.nonzero(piece.ink > 0)
-            ys, xs = ys + piece.top, xs + piece.left
-            own = owners[ys + plan.top, xs - plan.shifts[ys] + plan.left]
+            own, xs = _owners_of(owners, plan, piece.ink, piece.top, piece.left)
             for k in map(int, np.unique(own[own >= 0])):
                 cols = xs[own == k]
                 a, b = int(cols.min()), int(cols.max()) + 1
                 lo[k], hi[k] = min(lo.get(k, a), a), max(hi.get(k, b), b)
-    return {k: (lo[k], hi[k]) for k in lo}
+                ink[k] = ink.get(k, 0) + cols.size
+    return {k: (lo[k], hi[k], ink[k]) for k in lo}
 
 
 RIGHT, RIGHT_SHARE = 0.12, 0.25   # a window is digit k if both edges are within the smaller of
 #                                   RIGHT x H and RIGHT_SHARE x k's width (at least 1 px) of k's
+HOLD = 0.5                        # ... and it holds at most this share of any other digit's ink
 
 
-def window_label(extents: dict[int, tuple[int, int]], left: int, right: int, height: float) -> int:
-    """The truth of a window [left, right) on a line (line_extents): the digit it holds from
-    edge to edge, -1 for none of them (a wrong window: an edge more than twice the tolerance
-    from every digit's), -2 in between (neither is taught)."""
+def window_label(extents: dict[int, tuple[int, int, int]], left: int, right: int, height: float,
+                 held: dict[int, int] | None = None) -> int:
+    """The truth of a window [left, right) on a line (line_extents) holding `held` ink pixels
+    of each digit: the digit it holds from edge to edge, with at most fragments of the others;
+    -1 for none of them (an edge more than twice the tolerance from every digit's, or most of
+    a neighbour taken in: a 1 pushed into a 0's side makes the 0's window a little wider hold
+    the whole 1, and that window must not read as a 0); -2 in between (neither is taught),
+    also where the neighbour lies inside the digit's own columns and no window can leave it out."""
     label = -1
-    for k, (a, b) in extents.items():
+    for k, (a, b, _) in extents.items():
         error = max(abs(left - a), abs(right - b))
         tolerance = min(RIGHT * height, max(1.0, RIGHT_SHARE * (b - a)))
         if error <= tolerance:
-            return k
+            taken = [j for j, count in (held or {}).items()
+                     if j != k and j in extents and count > HOLD * extents[j][2]]
+            if not taken:
+                return k
+            inside = all(extents[j][0] >= a - tolerance and extents[j][1] <= b + tolerance
+                         for j in taken)
+            return -2 if inside else -1
         if error <= 2 * tolerance:
             label = -2
     return label
@@ -228,8 +248,15 @@ def window_labels(owners: np.ndarray, plan) -> list[list[int]]:
     """window_label of every window of every cell of a reader line (a LinePlan segmented by
     windows), cell by cell: the truth an ideal window classifier would answer."""
     extents = line_extents(owners, plan)
-    return [[window_label(extents, s.left, s.left + s.width, plan.line.height) for s in spans]
-            for _, spans in plan.cells]
+    labels = []
+    for _, spans in plan.cells:
+        labels.append([])
+        for s in spans:
+            own, _ = _owners_of(owners, plan, s.ink, s.top, s.left)
+            held = dict(enumerate(np.bincount(own[own >= 0]).tolist())) if own.size else {}
+            labels[-1].append(window_label(extents, s.left, s.left + s.width,
+                                           plan.line.height, held))
+    return labels
 
 
 def edit_distance(a: str, b: str) -> int:
