@@ -35,13 +35,17 @@ REDIGITS_MNIST_DIR names the MNIST folder (default ../shared/data/mnist).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+from google.protobuf import text_format
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,9 +57,34 @@ from converter.onnx_export import find_job  # noqa: E402
 from inference import Classifier  # noqa: E402
 from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field  # noqa: E402
 from lmdb_builder import load_mnist  # noqa: E402
+from prototxt.networks.common import accuracy_loss_softmax, data_layers, pool  # noqa: E402
+from prototxt.networks.lenet import LEARN  # noqa: E402
+from prototxt.netspec import Net  # noqa: E402
 
 WRONG_PER_STRING = 14    # wrong windows kept per string, at random (of about 400)
 RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart)
+TRAIN_DIGITS = 55_000    # MNIST train digits used; the last 5,000 are kept for tuning the reader
+
+
+def distort(digit: np.ndarray, rng: np.random.Generator, alpha: float = 24.0,
+            sigma: float = 4.0) -> np.ndarray:
+    """A 28 x 28 digit (ink bright) bent as another hand might write it: rotated +-12 degrees,
+    sheared +-0.25, scaled 0.85-1.1 per axis about the centre, then an elastic displacement
+    (Simard et al. 2003: uniform noise in [-1, 1] smoothed by a Gaussian of `sigma` px and
+    scaled by `alpha` px)."""
+    h, w = digit.shape
+    a = np.deg2rad(rng.uniform(-12, 12))
+    rotate = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    forward = rotate @ np.array([[1, rng.uniform(-0.25, 0.25)], [0, 1]]) @ \
+        np.diag(rng.uniform(0.85, 1.1, 2))
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    yy, xx = np.mgrid[0:h, 0:w]
+    source = np.stack([xx, yy], -1) - centre
+    source = source @ np.linalg.inv(forward).T + centre     # where each output pixel comes from
+    bend = [cv2.GaussianBlur(rng.uniform(-1, 1, (h, w)), (0, 0), sigma) * alpha for _ in "xy"]
+    return cv2.remap(digit, (source[..., 0] + bend[0]).astype(np.float32),
+                     (source[..., 1] + bend[1]).astype(np.float32), cv2.INTER_LINEAR,
+                     borderValue=0)
 
 
 def label_windows(composed, rng: np.random.Generator,
@@ -94,11 +123,35 @@ def label_windows(composed, rng: np.random.Generator,
                     for s in pick(spans, RIGHT_PER_DIGIT)]
 
 
-def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
-                 miner=None) -> dict:
+_WORKER: dict = {}   # per process: the training digits, the miner, the settings (_start)
+KINDS = ("touching", "touching", "overlapping", "separated", "slanted")
+
+
+def _start(mnist_dir: Path, mine: Path | None, augment: bool, seed: int,
+           threads: int | None) -> None:
     raw = load_mnist(mnist_dir, invert=False)
-    images, labels = raw.train_images, raw.train_labels
-    rng = np.random.default_rng(seed)
+    _WORKER.update(images=raw.train_images[:TRAIN_DIGITS], labels=raw.train_labels[:TRAIN_DIGITS],
+                   miner=Classifier(str(mine), provider="cpu", threads=threads) if mine else None,
+                   augment=augment, seed=seed)
+
+
+def string_windows(s: int) -> list[tuple[str, Image.Image]]:
+    """(class name, window) pairs of composed string number `s`: its own random stream
+    ([seed, s]), so the images do not depend on how many workers made them."""
+    images, labels, augment = _WORKER["images"], _WORKER["labels"], _WORKER["augment"]
+    rng = np.random.default_rng([_WORKER["seed"], s])
+    idx = rng.integers(0, len(labels), int(rng.integers(3, 7)))
+    digits = [distort(images[i], rng) if augment and rng.random() < 0.5 else images[i]
+              for i in idx]
+    composed = compose_string(digits, list(labels[idx]), KINDS[s % len(KINDS)], rng)
+    wrong, right = label_windows(composed, rng, _WORKER["miner"])
+    return [(NONE_LABEL, image) for image in wrong] + \
+        [(str(int(labels[idx][k])), image) for k, image in right]
+
+
+def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
+                 mine: Path | None = None, augment: bool = True, workers: int = 1) -> dict:
+    """Step 1 into `folder`/<class>/NNNNNN.png; returns the count per class."""
     counts = {str(d): 0 for d in range(10)} | {NONE_LABEL: 0}
     for name in counts:
         (folder / name).mkdir(parents=True, exist_ok=True)
@@ -107,31 +160,53 @@ def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, se
         image.save(folder / name / f"{counts[name]:06d}.png")
         counts[name] += 1
 
+    settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None)
+    _start(*settings)
+    images, labels = _WORKER["images"], _WORKER["labels"]
+    rng = np.random.default_rng(seed)
     for d in range(10):
         for i in np.flatnonzero(labels == d)[:per_class]:
-            save(str(d), normalize_drawing(Image.fromarray(images[i]), "white"))
-    kinds = ("touching", "touching", "overlapping", "separated", "slanted")
-    for s in range(strings):
-        idx = rng.integers(0, len(labels), int(rng.integers(3, 7)))
-        composed = compose_string(list(images[idx]), list(labels[idx]), kinds[s % len(kinds)], rng)
-        wrong, right = label_windows(composed, rng, miner)
-        for image in wrong:
-            save(NONE_LABEL, image)
-        for k, image in right:
-            save(str(int(labels[idx][k])), image)
-        if s % 500 == 0:
-            print(f"  {s}/{strings} strings: {counts}", flush=True)
+            for image in (images[i], distort(images[i], rng)) if augment else (images[i],):
+                save(str(d), normalize_drawing(Image.fromarray(image), "white"))
+    with multiprocessing.get_context("spawn").Pool(workers, _start, settings) \
+            if workers > 1 else contextlib.nullcontext() as pool:
+        made = pool.imap(string_windows, range(strings), chunksize=16) if pool \
+            else map(string_windows, range(strings))
+        for s, windows in enumerate(made):
+            for name, image in windows:
+                save(name, image)
+            if s % 500 == 0:
+                print(f"  {s}/{strings} strings: {counts}", flush=True)
     return counts
 
 
-def lenet_with_new_classifier(out: Path) -> Path:
-    text = (REPO / "prototxt" / "networks" / "lenet.prototxt").read_text()
-    marker = 'name: "ip2"'
-    if text.count(marker) != 1:
-        raise SystemExit(f"error: expected one {marker} in prototxt/networks/lenet.prototxt, "
-                         f"found {text.count(marker)}; rename the classifier layer by hand")
-    path = out / "lenet_none.prototxt"
-    path.write_text(text.replace(marker, 'name: "ip2_none"'))
+def window_net(out: Path, widths: tuple[int, int, int, int]) -> Path:
+    """The window model's network, written to <out>/window_net.prototxt: DIGITS' LeNet input
+    (28 x 28 grey, mean subtracted, x 1/80), then conv5 w1 -> max2 -> conv3 w2 -> conv3 w3 ->
+    max2 -> fc w4 -> dropout 0.3 -> fc (classes: DIGITS sets 11 from labels.txt). Each
+    convolution is followed by BatchNorm + Scale (BVLC's pair) and ReLU."""
+    net = Net("DigitWindow")
+    x = data_layers(net, train_batch=64, val_batch=100)
+    x = net.layer("scale", "Power", x, top="scaled", power_param=dict(scale=0.0125))
+    for name, width, kernel, pooled in (("conv1", widths[0], 5, "pool1"), ("conv2", widths[1], 3, None),
+                                        ("conv3", widths[2], 3, "pool2")):
+        x = net.layer(name, "Convolution", x, param=[dict(lr_mult=1)], convolution_param=dict(
+            num_output=width, kernel_size=kernel, pad=kernel // 2, bias_term=False,
+            weight_filler=dict(type="msra")))
+        net.layer(f"{name}_bn", "BatchNorm", x, top=x)
+        net.layer(f"{name}_scale", "Scale", x, top=x, scale_param=dict(bias_term=True))
+        net.layer(f"{name}_relu", "ReLU", x, top=x)
+        if pooled:
+            x = pool(net, pooled, x, "MAX", kernel=2, stride=2)
+    fillers = dict(weight_filler=dict(type="xavier"), bias_filler=dict(type="constant"))
+    x = net.layer("ip1", "InnerProduct", x, param=LEARN,
+                  inner_product_param=dict(num_output=widths[3], **fillers))
+    net.layer("relu_ip1", "ReLU", x, top=x)
+    net.layer("drop1", "Dropout", x, top=x, dropout_param=dict(dropout_ratio=0.3))
+    x = net.layer("ip2", "InnerProduct", x, param=LEARN, inner_product_param=fillers)
+    accuracy_loss_softmax(net, x)
+    path = out / "window_net.prototxt"
+    path.write_text(text_format.MessageToString(net.proto))
     return path
 
 
@@ -148,17 +223,18 @@ def one_round(out: Path, mnist_dir: Path, args, weights: str | None, mine: Path 
     if images.exists():
         shutil.rmtree(images)
     print(f"== 1. images in {out} (MNIST train digits and windows of composed strings)", flush=True)
-    miner = Classifier(str(mine), provider="cpu") if mine else None
-    counts = build_images(images, mnist_dir, args.per_class, args.strings, seed, miner)
+    counts = build_images(images, mnist_dir, args.per_class, args.strings, seed, mine,
+                          augment=not args.no_augment, workers=args.workers)
     print(f"  {counts}", flush=True)
     print("== 2. dataset (lmdb_builder folder)", flush=True)
     run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
         "--channels", "1", "--val-percent", "10", "--seed", str(seed), "--force")
-    print("== 3. model job (LeNet, classifier renamed)", flush=True)
-    network = lenet_with_new_classifier(out)
+    print("== 3. model job (the window net)", flush=True)
+    network = window_net(out, args.widths)
     job = out / "job"
     run("-m", "trainer", "new", "--dataset", str(out / "data"), "--network", str(network),
-        "--out", str(job), "--epochs", str(args.epochs), "--seed", "1", "--force")
+        "--out", str(job), "--epochs", str(args.epochs), "--lr", str(args.lr), "--seed", "1",
+        "--force")
     print("== 4. training and ONNX export", flush=True)
     extra = (["--weights", str(Path(weights).resolve())] if weights else []) + \
         (["--fast"] if args.fast else [])
@@ -172,7 +248,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--weights", help="a LeNet .caffemodel to start from (by layer name)")
+    parser.add_argument("--weights", help="a previous window model's .caffemodel to start from")
+    parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")),
+                        default=(32, 64, 64, 256), metavar="C1,C2,C3,FC",
+                        help="the window net's conv1-3 channels and fc width (default 32,64,64,256)")
+    parser.add_argument("--lr", type=float, default=0.05, help="base learning rate (default 0.05)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes composing strings (default: one a core)")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="no distorted copies of the training digits")
     parser.add_argument("--per-class", type=int, default=3000, help="MNIST training digits per class")
     parser.add_argument("--strings", type=int, default=5000, help="composed strings for windows")
     parser.add_argument("--seed", type=int, default=15, help="of the first round (+1 a round)")
