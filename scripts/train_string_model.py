@@ -1,30 +1,33 @@
-"""Train the string reader's window model: an 11-class LeNet (0-9 and "none") that reads a
+"""Train the string reader's window model: an 11-class CNN (0-9 and "none") that reads a
 window of a line of digits (inference/read/windows.py) and knows when the window is wrong,
 with redigits' own tools used as a DIGITS user would.
 
     python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
-        [--weights LENET.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000] [--per-class 3000]
-        [--rounds N]
+        [--weights PREVIOUS.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000]
+        [--per-class 3000] [--rounds N] [--lr 0.05] [--widths 32,64,64,256] [--no-augment]
 
-Steps (everything from MNIST's *train* split: the benchmark reads test digits):
+Steps (everything from MNIST's *train* split, digits 0-54,999: the benchmark reads test
+digits, and 55,000-59,999 are kept for tuning the reader):
   1. images/<class>/*.png, 28 x 28 black on white, each normalized exactly as the reader
      normalizes a window (reader.span_field):
-       0-9   `--per-class` MNIST training digits per class, plus right windows: strings of
-             3-6 training digits are composed touching, overlapping, separated and slanted
-             (inference/read/compose.py, which records which digit owns each pixel), the
-             reader's own segmentation (reader.segment) lists every window of every line,
+       0-9   `--per-class` MNIST training digits per class and a distorted copy of each
+             (distort: affine + elastic), plus right windows: strings of 3-6 training digits,
+             half of them distorted, are composed touching, overlapping, separated and
+             slanted (inference/read/compose.py, which records which digit owns each pixel),
+             the reader's own segmentation (reader.segment) lists every window of every line,
              and compose.window_label names the digit whose columns a window spans edge to
-             edge (within 0.12 x H or a quarter of the digit's width), whatever fragments of
-             its neighbours come with it; RIGHT_PER_DIGIT of them per digit;
-       none  wrong windows (an edge more than twice that tolerance from every digit's: half a
-             digit, two digits, a digit and a half), WRONG_PER_STRING per string at random,
-             or, with `--mine`, half of them the ones a previous round's model finds most
-             digit-like (hard negatives: without them, strokes of a digit read as extra 1s).
+             edge (within 0.12 x H or a quarter of the digit's width) holding at most
+             fragments of its neighbours; RIGHT_PER_DIGIT of them per digit;
+       none  wrong windows (an edge more than twice that tolerance from every digit's, or
+             most of a neighbour taken in: half a digit, two digits, a digit and a half),
+             WRONG_PER_STRING per string at random, or, with `--mine`, half of them the ones
+             a previous round's model finds most digit-like (hard negatives: without them,
+             strokes of a digit read as extra 1s).
+     Strings are composed by `--workers` processes, each string from its own random stream.
   2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, 10 % validation).
-  3. A model job from DIGITS' LeNet with its classifier layer renamed (ip2 -> ip2_none), so
-     that `--weights` from the main job's LeNet copies conv1, conv2 and ip1 and the 11-way
-     layer starts from its filler (from a previous round's model, it copies all of them);
-     `trainer new` sets num_output from labels.txt (11 classes).
+  3. A model job from the window net (window_net: LeNet's input, three convolutions with
+     BatchNorm, fc, dropout); `trainer new` sets num_output from labels.txt (11 classes).
+     `--weights` from a previous round's model copies every layer.
   4. `trainer run`, then `converter onnx --job` -> <out>/job/model.onnx (labels.txt has "none",
      so inference.read reads by windows with it).
 `--rounds N` repeats steps 1-4 in <out>/round-1..N, each round mining with the previous
