@@ -191,8 +191,9 @@ def window_net(out: Path, widths: tuple[int, int, int, int]) -> Path:
     net = Net("DigitWindow")
     x = data_layers(net, train_batch=64, val_batch=100)
     x = net.layer("scale", "Power", x, top="scaled", power_param=dict(scale=0.0125))
-    for name, width, kernel, pooled in (("conv1", widths[0], 5, "pool1"), ("conv2", widths[1], 3, None),
-                                        ("conv3", widths[2], 3, "pool2")):
+    layers = (("conv1", widths[0], 5, "pool1"), ("conv2", widths[1], 3, None),
+              ("conv3", widths[2], 3, "pool2"))
+    for name, width, kernel, pooled in layers:
         x = net.layer(name, "Convolution", x, param=[dict(lr_mult=1)], convolution_param=dict(
             num_output=width, kernel_size=kernel, pad=kernel // 2, bias_term=False,
             weight_filler=dict(type="msra")))
