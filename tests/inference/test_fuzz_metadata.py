@@ -77,7 +77,7 @@ def test_model_info_raises_only_inference_errors():
             meta = mutate(base, rng)
             shapes = [(1, 28, 28)] * 6 + [(3, 32, 32), (1, 5000, 28), (4, 8, 8)]
             shape = ("N", *shapes[int(rng.integers(len(shapes)))])
-            start = time.monotonic()
+            start = time.process_time()     # CPU time: a loaded machine must not fail it
             tracemalloc.reset_peak()
             try:
                 Preprocessor(model_info(meta, "data", shape, "prob", where="m.onnx"))
@@ -87,7 +87,7 @@ def test_model_info_raises_only_inference_errors():
             except Exception as exc:  # noqa: BLE001 - the point of the test
                 pytest.fail(f"case {case} (seed {SEED}): {type(exc).__name__}: {str(exc)[:300]}"
                             f" for {{{', '.join(f'{k}: {v[:40]!r}' for k, v in meta.items())}}}")
-            assert time.monotonic() - start < 2, f"case {case} took too long"
+            assert time.process_time() - start < 2, f"case {case} took too long"
             assert tracemalloc.get_traced_memory()[1] < 256 * 2**20, f"case {case} allocated a lot"
             cases += 1
     finally:
