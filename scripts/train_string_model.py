@@ -164,7 +164,7 @@ def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, se
         counts[name] += 1
 
     settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None)
-    _start(*settings)
+    _start(mnist_dir, mine if workers <= 1 else None, augment, seed, None)   # workers mine
     images, labels = _WORKER["images"], _WORKER["labels"]
     rng = np.random.default_rng(seed)
     for d in range(10):
