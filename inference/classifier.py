@@ -100,7 +100,7 @@ class Classifier:
     def preprocess(self, image: ImageInput, drawing: bool = False) -> np.ndarray:
         """One image as the C x H x W float32 input (after MNIST-style normalization if `drawing`)."""
         if drawing:
-            image = normalize_drawing(image, self.drawing_background)
+            image = normalize_drawing(image, self.drawing_background, self.info.sees_context)
         return self.preprocessor(image)
 
     def classify(self, images: Sequence[ImageInput], top: int = 5,

@@ -26,6 +26,7 @@ are refused with the same message, where they used to be clipped to white here.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -86,38 +87,84 @@ def ink(image: ImageInput) -> np.ndarray:
     return amount / peak if peak > 0.05 else np.zeros_like(amount)
 
 
-def normalize_drawing(image: ImageInput, background: str = "white") -> Image.Image:
-    """A 28 x 28 `L` image of the drawn digit, MNIST-style, on a `background` (white or black)."""
-    return place_ink(ink(image), background)
+def normalize_drawing(image: ImageInput, background: str = "white",
+                      context: bool = False) -> Image.Image:
+    """A 28 x 28 `L` image of the drawn digit, MNIST-style, on a `background` (white or black);
+    with `context`, the RGB field of a window model that sees a window's surroundings
+    (context_field), here with nothing beside the digit."""
+    field = ink_field(ink(image))[0]
+    return field_image(context_field(field) if context else field, background)
+
+
+def context_field(window: np.ndarray, beside: np.ndarray | None = None) -> np.ndarray:
+    """The H x W x 3 field of a window model that sees each window's surroundings
+    (inference/read/reader.span_field): R the window's ink, G the ink beside it, B both."""
+    beside = np.zeros_like(window) if beside is None else beside
+    return np.stack([window, beside, np.maximum(window, beside)], axis=2)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where place_ink puts ink: the crop (ink box) of the source is resized to height x width
+    and its top-left corner lands at (top, left) of the 28 x 28 field."""
+    row: int
+    col: int
+    crop_height: int
+    crop_width: int
+    height: int
+    width: int
+    top: int
+    left: int
+
+    def affine(self, row: float = 0.0, col: float = 0.0) -> np.ndarray:
+        """2 x 3 matrix from the pixels of a source whose pixel (0, 0) is pixel (row, col) of the
+        placed ink's array to field pixels, pixel centres matched as PIL's resize matches them."""
+        sy, sx = self.height / self.crop_height, self.width / self.crop_width
+        return np.array([[sx, 0.0, self.left + (0.5 - (self.col - col)) * sx - 0.5],
+                         [0.0, sy, self.top + (0.5 - (self.row - row)) * sy - 0.5]])
+
+
+def ink_field(amount: np.ndarray) -> tuple[np.ndarray, Placement | None]:
+    """The 28 x 28 field of ink amounts (0 = paper) that place_ink draws, and where the ink
+    went (None without ink): the box of ink above INK_THRESHOLD, its longer side scaled to
+    BOX, its centre of mass (after the resize) put at CENTRE."""
+    rows = np.flatnonzero((amount > INK_THRESHOLD).any(axis=1))
+    cols = np.flatnonzero((amount > INK_THRESHOLD).any(axis=0))
+    field = np.zeros((FIELD, FIELD))
+    if not rows.size:
+        return field, None
+    crop = amount[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    factor = BOX / max(crop.shape)
+    height = max(1, round(crop.shape[0] * factor))
+    width = max(1, round(crop.shape[1] * factor))
+    small = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((width, height),
+                                                                          Image.LANCZOS)
+    digit = np.asarray(small, dtype=np.float64) / 255
+    total = digit.sum()
+    if total > 0:
+        cy = (digit.sum(axis=1) * np.arange(height)).sum() / total
+        cx = (digit.sum(axis=0) * np.arange(width)).sum() / total
+    else:
+        cy, cx = (height - 1) / 2, (width - 1) / 2
+    top = int(np.clip(round(CENTRE - cy), 0, FIELD - height))
+    left = int(np.clip(round(CENTRE - cx), 0, FIELD - width))
+    field[top:top + height, left:left + width] = digit
+    return field, Placement(int(rows[0]), int(cols[0]), crop.shape[0], crop.shape[1], height,
+                            width, top, left)
+
+
+def field_image(field: np.ndarray, background: str = "white") -> Image.Image:
+    """Ink amounts in [0, 1] as an 8-bit image on `background`; a H x W x 3 field gives RGB."""
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be white or black, not {background!r}")
+    values = field if background == "black" else 1 - field
+    return Image.fromarray(np.round(values * 255).astype(np.uint8))
 
 
 def place_ink(amount: np.ndarray, background: str = "white") -> Image.Image:
     """normalize_drawing's second half: ink amounts in [0, 1] (ink()'s output) -> the 28 x 28
     field, for callers that already hold the ink (the reader's windows)."""
-    if background not in BACKGROUNDS:
-        raise ValueError(f"background must be white or black, not {background!r}")
-    rows = np.flatnonzero((amount > INK_THRESHOLD).any(axis=1))
-    cols = np.flatnonzero((amount > INK_THRESHOLD).any(axis=0))
-    field = np.zeros((FIELD, FIELD))
-    if rows.size:
-        crop = amount[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-        factor = BOX / max(crop.shape)
-        height = max(1, round(crop.shape[0] * factor))
-        width = max(1, round(crop.shape[1] * factor))
-        small = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize(
-            (width, height), Image.LANCZOS)
-        digit = np.asarray(small, dtype=np.float64) / 255
-        total = digit.sum()
-        if total > 0:
-            cy = (digit.sum(axis=1) * np.arange(height)).sum() / total
-            cx = (digit.sum(axis=0) * np.arange(width)).sum() / total
-        else:
-            cy, cx = (height - 1) / 2, (width - 1) / 2
-        top = int(np.clip(round(CENTRE - cy), 0, FIELD - height))
-        left = int(np.clip(round(CENTRE - cx), 0, FIELD - width))
-        field[top:top + height, left:left + width] = digit
-    values = field if background == "black" else 1 - field
-    return Image.fromarray(np.round(values * 255).astype(np.uint8))
+    return field_image(ink_field(amount)[0], background)
 
 
 def drawing_background(info: ModelInfo) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import InferenceError
 
 DIGIT_LABELS = [str(d) for d in range(10)]
+NONE_LABEL = "none"     # a window model's class for wrong windows (inference/read)
 
 # Limits on what a model file may ask for (a crafted file must not exhaust memory or recursion;
 # a real Caffe/DIGITS model is far inside them: ImageNet-21k has 21,841 classes, DIGITS datasets
@@ -106,8 +107,15 @@ class ModelInfo:
 
     @property
     def is_digit_model(self) -> bool:
-        """A model for drawn digits: its labels are 0-9, or it reads one (gray) channel."""
-        return self.labels == DIGIT_LABELS or self.channels == 1
+        """A model for drawn digits: its labels are 0-9, or it reads one (gray) channel, or it
+        is a string reader's window model that sees its windows' surroundings."""
+        return self.labels == DIGIT_LABELS or self.channels == 1 or self.sees_context
+
+    @property
+    def sees_context(self) -> bool:
+        """A window model (labels 0-9 and "none", scripts/train_string_model.py --context) with
+        3 channels: each window comes with the ink beside it (drawing.context_field)."""
+        return self.channels == 3 and self.labels == DIGIT_LABELS + [NONE_LABEL]
 
     def label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else str(index)

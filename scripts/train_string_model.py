@@ -5,6 +5,7 @@ with redigits' own tools used as a DIGITS user would.
     python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
         [--weights PREVIOUS.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000]
         [--per-class 3000] [--rounds N] [--lr 0.05] [--widths 32,64,64,256] [--no-augment]
+        [--context]
 
 Steps (everything from MNIST's *train* split, digits 0-54,999: the benchmark reads test
 digits, and 55,000-59,999 are kept for tuning the reader):
@@ -24,7 +25,10 @@ digits, and 55,000-59,999 are kept for tuning the reader):
              a previous round's model finds most digit-like (hard negatives: without them,
              strokes of a digit read as extra 1s).
      Strings are composed by `--workers` processes, each string from its own random stream.
-  2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, 10 % validation).
+     With `--context` every image is RGB (reader.span_field): the window's ink, the ink
+     beside it (what it cuts through), both; a single digit has nothing beside it.
+  2. A DIGITS dataset with lmdb_builder's folder method (28 x 28 grey, or colour with
+     `--context`; 10 % validation).
   3. A model job from the window net (window_net: LeNet's input, three convolutions with
      BatchNorm, fc, dropout); `trainer new` sets num_output from labels.txt (11 classes).
      `--weights` from a previous round's model copies every layer.
@@ -90,12 +94,13 @@ def distort(digit: np.ndarray, rng: np.random.Generator, alpha: float = 24.0,
                      borderValue=0)
 
 
-def label_windows(composed, rng: np.random.Generator,
-                  miner=None) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
+def label_windows(composed, rng: np.random.Generator, miner=None, context: bool = False
+                  ) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
     """(wrong windows, [(digit index, right window)]) of one composed string, as 28 x 28
-    images normalized as the reader normalizes a window. With a `miner` (the previous round's
-    model, an inference.Classifier), half the wrong windows are the ones it finds most
-    digit-like, the rest at random."""
+    images normalized as the reader normalizes a window (RGB with their surroundings if
+    `context`: reader.span_field). With a `miner` (the previous round's model, an
+    inference.Classifier), half the wrong windows are the ones it finds most digit-like, the
+    rest at random."""
     page, plans = segment(composed.image, windowed=True)
     if page.scale != 1:
         raise SystemExit("error: composed strings are read at their own size; got a reduced page")
@@ -111,19 +116,23 @@ def label_windows(composed, rng: np.random.Generator,
     def pick(spans: list, count: int) -> list:
         return [spans[i] for i in rng.permutation(len(spans))[:count]]
 
+    def field(span) -> Image.Image:
+        return span_field(span, "white", context)
+
     if miner is not None and wrong:
         # hard negatives: the wrong windows the previous model finds most digit-like
-        fields = [span_field(s) for s in wrong]
-        p = miner.probabilities(np.stack([miner.preprocessor(f) for f in fields]))
+        seen = miner.info.channels == 3
+        p = miner.probabilities(np.stack([miner.preprocessor(span_field(s, "white", seen))
+                                          for s in wrong]))
         columns, _ = digit_classes(list(miner.labels), p.shape[1])
         order = np.argsort(-p[:, columns].max(axis=1))
         half = WRONG_PER_STRING // 2
-        chosen = [fields[i] for i in order[:half]] + \
-            pick([fields[i] for i in order[half:]], WRONG_PER_STRING - half)
+        chosen = [wrong[i] for i in order[:half]] + \
+            pick([wrong[i] for i in order[half:]], WRONG_PER_STRING - half)
     else:
-        chosen = [span_field(s) for s in pick(wrong, WRONG_PER_STRING)]
-    return chosen, [(k, span_field(s)) for k, spans in right.items()
-                    for s in pick(spans, RIGHT_PER_DIGIT)]
+        chosen = pick(wrong, WRONG_PER_STRING)
+    return [field(s) for s in chosen], [(k, field(s)) for k, spans in right.items()
+                                        for s in pick(spans, RIGHT_PER_DIGIT)]
 
 
 _WORKER: dict = {}   # per process: the training digits, the miner, the settings (_start)
@@ -131,11 +140,11 @@ KINDS = ("touching", "touching", "overlapping", "separated", "slanted")
 
 
 def _start(mnist_dir: Path, mine: Path | None, augment: bool, seed: int,
-           threads: int | None) -> None:
+           threads: int | None, context: bool = False) -> None:
     raw = load_mnist(mnist_dir, invert=False)
     _WORKER.update(images=raw.train_images[:TRAIN_DIGITS], labels=raw.train_labels[:TRAIN_DIGITS],
                    miner=Classifier(str(mine), provider="cpu", threads=threads) if mine else None,
-                   augment=augment, seed=seed)
+                   augment=augment, seed=seed, context=context)
 
 
 def string_windows(s: int) -> list[tuple[str, Image.Image]]:
@@ -147,13 +156,14 @@ def string_windows(s: int) -> list[tuple[str, Image.Image]]:
     digits = [distort(images[i], rng) if augment and rng.random() < 0.5 else images[i]
               for i in idx]
     composed = compose_string(digits, list(labels[idx]), KINDS[s % len(KINDS)], rng)
-    wrong, right = label_windows(composed, rng, _WORKER["miner"])
+    wrong, right = label_windows(composed, rng, _WORKER["miner"], _WORKER["context"])
     return [(NONE_LABEL, image) for image in wrong] + \
         [(str(int(labels[idx][k])), image) for k, image in right]
 
 
 def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
-                 mine: Path | None = None, augment: bool = True, workers: int = 1) -> dict:
+                 mine: Path | None = None, augment: bool = True, workers: int = 1,
+                 context: bool = False) -> dict:
     """Step 1 into `folder`/<class>/NNNNNN.png; returns the count per class."""
     counts = {str(d): 0 for d in range(10)} | {NONE_LABEL: 0}
     for name in counts:
@@ -163,14 +173,14 @@ def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, se
         image.save(folder / name / f"{counts[name]:06d}.png")
         counts[name] += 1
 
-    settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None)
-    _start(mnist_dir, mine if workers <= 1 else None, augment, seed, None)   # workers mine
+    settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None, context)
+    _start(mnist_dir, mine if workers <= 1 else None, augment, seed, None, context)  # workers mine
     images, labels = _WORKER["images"], _WORKER["labels"]
     rng = np.random.default_rng(seed)
     for d in range(10):
         for i in np.flatnonzero(labels == d)[:per_class]:
             for image in (images[i], distort(images[i], rng)) if augment else (images[i],):
-                save(str(d), normalize_drawing(Image.fromarray(image), "white"))
+                save(str(d), normalize_drawing(Image.fromarray(image), "white", context))
     with multiprocessing.get_context("spawn").Pool(workers, _start, settings) \
             if workers > 1 else contextlib.nullcontext() as pool:
         made = pool.imap(string_windows, range(strings), chunksize=16) if pool \
@@ -228,11 +238,12 @@ def one_round(out: Path, mnist_dir: Path, args, weights: str | None, mine: Path 
         shutil.rmtree(images)
     print(f"== 1. images in {out} (MNIST train digits and windows of composed strings)", flush=True)
     counts = build_images(images, mnist_dir, args.per_class, args.strings, seed, mine,
-                          augment=not args.no_augment, workers=args.workers)
+                          augment=not args.no_augment, workers=args.workers,
+                          context=args.context)
     print(f"  {counts}", flush=True)
     print("== 2. dataset (lmdb_builder folder)", flush=True)
     run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
-        "--channels", "1", "--val-percent", "10", "--seed", str(seed), "--force")
+        "--channels", "3" if args.context else "1", "--val-percent", "10", "--seed", str(seed), "--force")
     print("== 3. model job (the window net)", flush=True)
     network = window_net(out, args.widths)
     job = out / "job"
@@ -259,6 +270,9 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.05, help="base learning rate (default 0.05)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes composing strings (default: one a core)")
+    parser.add_argument("--context", action="store_true",
+                        help="a colour model that sees each window with its surroundings "
+                             "(reader.span_field)")
     parser.add_argument("--no-augment", action="store_true",
                         help="no distorted copies of the training digits")
     parser.add_argument("--per-class", type=int, default=3000, help="MNIST training digits per class")

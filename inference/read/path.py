@@ -25,7 +25,7 @@ confident digit, the width term stops two digits from reading as one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -58,6 +58,8 @@ class Span:
     left: int
     ink: np.ndarray       # the union of the pieces' ink in the span's box
     parts: int = 1        # components with a piece at least TALL_PART x H tall in the span
+    around: np.ndarray | None = field(default=None, repr=False)   # a window's cell ink ...
+    around_at: tuple[int, int] = (0, 0)   # ... and its top, left (windows.py: context)
 
     @property
     def height(self) -> int:

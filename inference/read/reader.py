@@ -17,13 +17,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from ..classifier import Classifier, top_k
-from ..drawing import place_ink
+from ..drawing import context_field, field_image, ink_field
 from ..errors import BadImageError
 from ..images import ImageInput
+from ..metadata import NONE_LABEL
 from .components import components
 from .cuts import pieces
 from .layout import columns_of, split_cells
@@ -33,7 +35,6 @@ from .path import Span, best_path, legal_spans, span_score, tempered
 from .result import Box, Cell, Digit, Line, Reading, union_box
 from .windows import best_chain, window_score, windows
 
-NONE_LABEL = "none"    # the class of a model that knows wrong cuts (digit_classes)
 NONE_W = 1.0           # and the weight of log(1 - P(none)), untempered, in a span's score
 SPECK_AREA = 0.01     # x H^2: smaller components ...
 SPECK_SIDE = 0.25     # ... whose longer side is also below this x H are specks
@@ -84,12 +85,32 @@ def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | No
     return np.array([i for i in range(columns) if i != none], np.int64), none
 
 
-def span_field(span: Span, background: str = "white") -> Image.Image:
+def span_field(span: Span, background: str = "white", context: bool = False) -> Image.Image:
     """The span as the classifier's 28 x 28 drawing: its ink, 8-bit as a drawing would be,
-    scaled to its strongest pixel, placed by drawing.place_ink (normalize_drawing's rule)."""
+    scaled to its strongest pixel, placed by drawing.place_ink (normalize_drawing's rule).
+
+    With `context` (a window model with 3 input channels: ModelInfo.sees_context), an RGB
+    field (drawing.context_field): R holds the window's ink as above, G the ink of the window's
+    cell outside the window's columns, drawn by the same transform (what the window cuts
+    through or leaves beside it), B all of that ink. A
+    window alone cannot tell "a 1 with a sliver of the 0 beside it" from "the left half of a
+    0"; with its surroundings it can."""
     amount = np.round(np.clip(span.ink, 0, 1) * 255) / 255
     peak = amount.max()
-    return place_ink(amount / peak if peak > 0.05 else np.zeros_like(amount), background)
+    if peak <= 0.05:
+        amount, peak = np.zeros_like(amount), 1.0
+    window, placement = ink_field(amount / peak)
+    if not context:
+        return field_image(window, background)
+    beside = np.zeros_like(window)
+    if placement is not None and span.around is not None:
+        around = np.round(np.clip(span.around, 0, 1) * 255).astype(np.float32) / (255 * peak)
+        col = span.left - span.around_at[1]
+        around[:, col:col + span.width] = 0
+        matrix = placement.affine(span.around_at[0] - span.top, -col)
+        beside = np.clip(cv2.warpAffine(around, matrix, window.shape[::-1], flags=cv2.INTER_LINEAR),
+                         0, 1)
+    return field_image(context_field(window, beside), background)
 
 
 @dataclass(frozen=True)
@@ -165,7 +186,9 @@ def read_digits(classifier: Classifier, image: ImageInput,
     spans = [s for plan in plans for _, cell_spans in plan.cells for s in cell_spans]
     if spans:
         background = classifier.drawing_background
-        batch = np.stack([classifier.preprocessor(span_field(s, background)) for s in spans])
+        context = windowed and classifier.info.sees_context     # span_field
+        batch = np.stack([classifier.preprocessor(span_field(s, background, context))
+                          for s in spans])
         probabilities = classifier.probabilities(batch)
     else:
         probabilities = np.zeros((0, len(labels)))

@@ -88,7 +88,8 @@ def windows(pieces: list[Piece], height: float) -> list[Span]:
             block = grid.ink[:, k * grid.step:m * grid.step]
             rows = np.flatnonzero((block > 0).any(axis=1))
             out.append(Span(int(k), int(m), grid.top + int(rows[0]), grid.left + int(k) * grid.step,
-                            block[rows[0]:rows[-1] + 1]))
+                            block[rows[0]:rows[-1] + 1], around=grid.ink,
+                            around_at=(grid.top, grid.left)))
     return out
 
 

@@ -38,6 +38,17 @@ def test_a_model_without_metadata_gets_defaults():
     assert info.describe()["input_shape"] == [1, 28, 28]
 
 
+@pytest.mark.parametrize("channels, labels, context, digits", [
+    (3, [*map(str, range(10)), "none"], True, True),     # the reader's window model, --context
+    (1, [*map(str, range(10)), "none"], False, True),    # the grey window model
+    (3, [*map(str, range(10))], False, True),
+    (3, [*map(str, range(9)), "none"], False, False),
+])
+def test_a_colour_window_model_sees_context(channels, labels, context, digits):
+    info = model_info({"labels": json.dumps(labels)}, "x", (None, channels, 28, 28), "y")
+    assert info.sees_context is context and info.is_digit_model is digits
+
+
 @pytest.mark.parametrize("over, words", [
     ({"input_shape": "3x4x6"}, "differs"),
     ({"resize_mode": "stretch"}, "resize_mode"),

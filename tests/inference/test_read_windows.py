@@ -11,7 +11,7 @@ import pytest
 from inference.read import ReadLimits, TooMuchInk, read_digits
 from inference.read.compose import compose_string, window_labels
 from inference.read.cuts import Piece
-from inference.read.reader import segment
+from inference.read.reader import segment, span_field
 from inference.read.windows import (MIN_WIDTH, OVERLAP, SHARE, best_chain, cell_grid, window_score,
                                     windows)
 
@@ -137,3 +137,37 @@ def test_a_window_that_takes_in_most_of_a_neighbour_is_not_that_digit():
     inside = {0: (10, 40, 300), 1: (33, 39, 60)}
     assert window_label(inside, 10, 40, 20.0, {0: 300, 1: 60}) == -2
     assert window_label(inside, 33, 39, 20.0, {0: 50, 1: 60}) == 1
+
+
+def _bar_and_post(width: int = 28, height: int = 20) -> list[Piece]:
+    """One component: a post (a 1) at columns 0-3 joined by a bar along rows 4-6 to a block
+    at columns 22-27, as a 1 running into a 7's bar would be."""
+    ink = np.zeros((height, width), np.float32)
+    ink[:, 0:4] = 1.0
+    ink[4:7, 4:22] = 0.6
+    ink[2:18, 22:width] = 1.0
+    return [Piece(top=2, left=5, ink=ink, component=0)]
+
+
+def test_a_window_in_context_keeps_its_own_field_and_shows_what_it_cuts():
+    """span_field with context (a 3-channel window model): R is exactly the grey field, G the
+    cell's ink outside the window's columns drawn by the same transform (so the bar the
+    window cuts runs on from R into G on the same rows), B the union; a window holding the
+    whole cell has nothing beside it."""
+    pieces = _bar_and_post()
+    spans = windows(pieces, 20.0)
+    grid = cell_grid(pieces, 20.0)
+    post = next(s for s in spans if s.left == grid.left and s.width == 4)
+    grey = np.asarray(span_field(post))
+    rgb = np.asarray(span_field(post, "white", context=True))
+    assert rgb.shape == (28, 28, 3) and np.array_equal(rgb[:, :, 0], grey)
+    window, beside = 1 - rgb[:, :, 0] / 255, 1 - rgb[:, :, 1] / 255
+    assert np.array_equal(rgb[:, :, 2], np.minimum(rgb[:, :, 0], rgb[:, :, 1]))
+    cols = np.flatnonzero((window > 0.2).any(axis=0))
+    bar_rows = np.flatnonzero(beside[:, cols[-1] + 2] > 0.2)   # the bar, just right of the post
+    top = np.flatnonzero((window > 0.2).any(axis=1))[0]          # the post's first row
+    assert top + 5 in bar_rows and set(bar_rows) <= set(range(top + 3, top + 8))   # rows 4-6
+    assert not (beside[:, :cols[0]] > 0.05).any()               # nothing left of the cell's ink
+    assert (beside[:, cols[-1] + 1:] > 0.2).sum() > 20
+    whole = max((s for s in spans if s.left == grid.left), key=lambda s: s.width)
+    assert not (np.asarray(span_field(whole, "white", context=True))[:, :, 1] < 250).any()

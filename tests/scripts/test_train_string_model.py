@@ -44,6 +44,35 @@ def window_model(tmp_path_factory, mnist_dir) -> Path:
 
 
 @pytest.mark.slow
+def test_a_context_model_sees_what_lies_beside_each_window(tmp_path, mnist_dir, test_digits):
+    """--context: a colour dataset whose windows carry their surroundings (G), a 3-channel
+    11-class model the reader and the drawing path recognise, and a reading by windows."""
+    env = {**os.environ, "REDIGITS_MNIST_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "scripts/train_string_model.py", "--out", str(tmp_path),
+                          "--strings", "60", "--per-class", "50", "--epochs", "1",
+                          "--widths", "8,16,16,64", "--context"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "28x28x3" in run.stdout
+    from PIL import Image
+    digit = np.asarray(Image.open(tmp_path / "images" / "3" / "000000.png"))
+    assert digit.shape == (28, 28, 3) and (digit[:, :, 1] == 255).all()   # alone: nothing beside
+    assert np.array_equal(digit[:, :, 0], digit[:, :, 2]) and (digit[:, :, 0] < 128).any()
+    wrong = [np.asarray(Image.open(f)) for f in sorted((tmp_path / "images" / NONE_LABEL).iterdir())]
+    assert np.mean([(w[:, :, 1] < 128).any() for w in wrong]) > 0.5   # most cut through ink
+    model = Classifier(str(tmp_path / "job" / "model.onnx"), provider="cpu")
+    assert model.info.sees_context and model.info.is_digit_model
+    images, labels = test_digits
+    drawn = model.preprocess(Image.fromarray(255 - images[0]), drawing=True)
+    paper = model.preprocessor(Image.new("RGB", (28, 28), "white"))
+    assert drawn.shape == (3, 28, 28) and np.array_equal(drawn[1], paper[1])   # G: nothing beside
+    assert not np.array_equal(drawn[0], paper[0])
+    composed = compose_string(list(images[:4]), list(labels[:4]), "touching", np.random.default_rng(2))
+    reading = read_digits(model, composed.image)
+    assert reading.digits and all(d.label != NONE_LABEL for d in reading.digits)
+
+
+@pytest.mark.slow
 def test_the_model_it_trains_reads_by_windows(window_model, test_digits):
     """150 strings and 2 epochs are far from the benchmark's model (without hard negatives it
     reads extra digits from strokes), but the pipeline must give an 11-class model that knows
