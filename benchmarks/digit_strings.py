@@ -8,7 +8,8 @@ Strings of 3-8 digits (length uniform) are composed only from MNIST's *test* dig
 trained on) by inference/read/compose.py in four kinds, separated, touching, overlapping and
 slanted, plus small tables (3-5 rows x 2-4 columns of 1-4-digit numbers; a table is exact when
 every cell is). CER = edit distance / characters of the truth. Beside them: the model's
-single-digit accuracy on all 10,000 test digits as stored (DIGITS' Classify Many) and through
+single-digit accuracy on all 10,000 test digits as stored (DIGITS' Classify Many; none for a
+model that sees windows in context, whose input is the reader's RGB field) and through
 the reader's drawing normalization (for a model with a "none" class: its best digit class, as
 the reader takes it), how it reads (by windows if it has a "none" class, else by pieces:
 inference/read/reader.py), and p^L, what an ideal segmenter would reach with that
@@ -84,7 +85,10 @@ def measure(model: Path, args, raw, stored) -> tuple[dict, dict]:
     """One model's row per kind (and its failures): the same strings for every model."""
     images, labels = raw.test_images, raw.test_labels
     clf = Classifier(str(model), provider="cpu")
-    p_stored, _ = single_digit_accuracy(clf, stored.test_images, labels, drawing=False)
+    # a model that sees windows in context reads RGB fields (reader.span_field), not the
+    # dataset's grey digits: it has no "as stored" figure
+    p_stored = None if clf.info.sees_context else \
+        single_digit_accuracy(clf, stored.test_images, labels, drawing=False)[0]
     p_drawn, none_top = single_digit_accuracy(clf, stored.test_images, labels, drawing=True)
     rows, failures = {}, {}
     for number, kind in enumerate((*KINDS, "tables")):
@@ -125,7 +129,8 @@ def measure(model: Path, args, raw, stored) -> tuple[dict, dict]:
                       "ms_per_image": 1000 * seconds / count}
 
     reading = "windows" if NONE_LABEL in clf.labels else "pieces"
-    print(f"{model}: read by {reading}; single digits {100 * p_stored:.2f} % (as stored), "
+    as_stored = "n/a" if p_stored is None else f"{100 * p_stored:.2f} %"
+    print(f"{model}: read by {reading}; single digits {as_stored} (as stored), "
           f"{100 * p_drawn:.2f} % (drawing normalization; 'none' on top for "
           f"{100 * none_top:.2f} %), MNIST test split, seed {args.seed}")
     print("| kind | images | digits/image | exact | CER | p^L (ideal cuts) | ms/image |")
