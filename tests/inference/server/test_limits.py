@@ -80,14 +80,14 @@ def test_a_4096px_drawing_costs_megabytes_not_gigabytes(tiny):
     data = canvas_png(4096)
     small = tiny.classify_drawing(canvas_png(512))
     tracemalloc.start()
-    start = time.perf_counter()
+    start = time.process_time()     # CPU time: a machine loaded by other work must not fail it
     try:
         big = tiny.classify_drawing(data)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB"
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 10
     assert big[0].label == small[0].label   # the same stroke, at another size
 
 
