@@ -121,7 +121,7 @@ def label_windows(composed, rng: np.random.Generator, miner=None, context: bool 
 
     if miner is not None and wrong:
         # hard negatives: the wrong windows the previous model finds most digit-like
-        seen = miner.info.channels == 3
+        seen = miner.info.sees_context
         p = miner.probabilities(np.stack([miner.preprocessor(span_field(s, "white", seen))
                                           for s in wrong]))
         columns, _ = digit_classes(list(miner.labels), p.shape[1])

@@ -87,14 +87,13 @@ def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | No
 
 def span_field(span: Span, background: str = "white", context: bool = False) -> Image.Image:
     """The span as the classifier's 28 x 28 drawing: its ink, 8-bit as a drawing would be,
-    scaled to its strongest pixel, placed by drawing.place_ink (normalize_drawing's rule).
+    scaled to its strongest pixel, placed by drawing.ink_field (normalize_drawing's rule).
 
     With `context` (a window model with 3 input channels: ModelInfo.sees_context), an RGB
     field (drawing.context_field): R holds the window's ink as above, G the ink of the window's
     cell outside the window's columns, drawn by the same transform (what the window cuts
-    through or leaves beside it), B all of that ink. A
-    window alone cannot tell "a 1 with a sliver of the 0 beside it" from "the left half of a
-    0"; with its surroundings it can."""
+    through or leaves beside it), B all of that ink. A window alone cannot tell "a 1 with a
+    sliver of the 0 beside it" from "the left half of a 0"; with its surroundings it can."""
     amount = np.round(np.clip(span.ink, 0, 1) * 255) / 255
     peak = amount.max()
     if peak <= 0.05:
