@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from inference import Classifier
 from inference.read import read_digits
@@ -54,7 +55,6 @@ def test_a_context_model_sees_what_lies_beside_each_window(tmp_path, mnist_dir, 
                          cwd=REPO, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "28x28x3" in run.stdout
-    from PIL import Image
     digit = np.asarray(Image.open(tmp_path / "images" / "3" / "000000.png"))
     assert digit.shape == (28, 28, 3) and (digit[:, :, 1] == 255).all()   # alone: nothing beside
     assert np.array_equal(digit[:, :, 0], digit[:, :, 2]) and (digit[:, :, 0] < 128).any()
