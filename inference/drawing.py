@@ -105,7 +105,7 @@ def context_field(window: np.ndarray, beside: np.ndarray | None = None) -> np.nd
 
 @dataclass(frozen=True)
 class Placement:
-    """Where place_ink puts ink: the crop (ink box) of the source is resized to height x width
+    """Where ink_field puts ink: the crop (ink box) of the source is resized to height x width
     and its top-left corner lands at (top, left) of the 28 x 28 field."""
     row: int
     col: int
@@ -125,7 +125,8 @@ class Placement:
 
 
 def ink_field(amount: np.ndarray) -> tuple[np.ndarray, Placement | None]:
-    """The 28 x 28 field of ink amounts (0 = paper) that place_ink draws, and where the ink
+    """normalize_drawing's second half, for callers that already hold the ink amounts in [0, 1]
+    (ink()'s output; the reader's windows): the 28 x 28 field of ink (0 = paper), and where the ink
     went (None without ink): the box of ink above INK_THRESHOLD, its longer side scaled to
     BOX, its centre of mass (after the resize) put at CENTRE."""
     rows = np.flatnonzero((amount > INK_THRESHOLD).any(axis=1))
@@ -159,12 +160,6 @@ def field_image(field: np.ndarray, background: str = "white") -> Image.Image:
         raise ValueError(f"background must be white or black, not {background!r}")
     values = field if background == "black" else 1 - field
     return Image.fromarray(np.round(values * 255).astype(np.uint8))
-
-
-def place_ink(amount: np.ndarray, background: str = "white") -> Image.Image:
-    """normalize_drawing's second half: ink amounts in [0, 1] (ink()'s output) -> the 28 x 28
-    field, for callers that already hold the ink (the reader's windows)."""
-    return field_image(ink_field(amount)[0], background)
 
 
 def drawing_background(info: ModelInfo) -> str:

@@ -32,15 +32,20 @@ def test_digits(mnist_dir):
     return mnist.test_images[:1000], mnist.test_labels[:1000]
 
 
+def _train(out: Path, mnist_dir: Path, *options: str) -> str:
+    """Run the script as a user would, with a narrow window net; its standard output."""
+    env = {**os.environ, "REDIGITS_MNIST_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "scripts/train_string_model.py", "--out", str(out),
+                          "--widths", "8,16,16,64", *options],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout
+
+
 @pytest.fixture(scope="module")
 def window_model(tmp_path_factory, mnist_dir) -> Path:
     out = tmp_path_factory.mktemp("string-model")
-    env = {**os.environ, "REDIGITS_MNIST_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "scripts/train_string_model.py", "--out", str(out),
-                          "--strings", "150", "--per-class", "200", "--epochs", "2",
-                          "--widths", "8,16,16,64"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    _train(out, mnist_dir, "--strings", "150", "--per-class", "200", "--epochs", "2")
     return out / "job" / "model.onnx"
 
 
@@ -48,13 +53,9 @@ def window_model(tmp_path_factory, mnist_dir) -> Path:
 def test_a_context_model_sees_what_lies_beside_each_window(tmp_path, mnist_dir, test_digits):
     """--context: a colour dataset whose windows carry their surroundings (G), a 3-channel
     11-class model the reader and the drawing path recognise, and a reading by windows."""
-    env = {**os.environ, "REDIGITS_MNIST_DIR": str(mnist_dir), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "scripts/train_string_model.py", "--out", str(tmp_path),
-                          "--strings", "60", "--per-class", "50", "--epochs", "1",
-                          "--widths", "8,16,16,64", "--context"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "28x28x3" in run.stdout
+    stdout = _train(tmp_path, mnist_dir, "--strings", "60", "--per-class", "50", "--epochs", "1",
+                    "--context")
+    assert "28x28x3" in stdout
     digit = np.asarray(Image.open(tmp_path / "images" / "3" / "000000.png"))
     assert digit.shape == (28, 28, 3) and (digit[:, :, 1] == 255).all()   # alone: nothing beside
     assert np.array_equal(digit[:, :, 0], digit[:, :, 2]) and (digit[:, :, 0] < 128).any()
