@@ -5,7 +5,7 @@ with redigits' own tools used as a DIGITS user would.
     python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
         [--weights PREVIOUS.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000]
         [--per-class 3000] [--rounds N] [--lr 0.05] [--widths 32,64,64,256] [--no-augment]
-        [--context]
+        [--context] [--right-per-digit 2]
 
 Steps (everything from MNIST's *train* split, digits 0-54,999: the benchmark reads test
 digits, and 55,000-59,999 are kept for tuning the reader):
@@ -18,7 +18,7 @@ digits, and 55,000-59,999 are kept for tuning the reader):
              the reader's own segmentation (reader.segment) lists every window of every line,
              and compose.window_label names the digit whose columns a window spans edge to
              edge (within 0.12 x H or a quarter of the digit's width) holding at most
-             fragments of its neighbours; RIGHT_PER_DIGIT of them per digit;
+             fragments of its neighbours; `--right-per-digit` of them per digit (default 2);
        none  wrong windows (an edge more than twice that tolerance from every digit's, or
              most of a neighbour taken in: half a digit, two digits, a digit and a half),
              WRONG_PER_STRING per string at random, or, with `--mine`, half of them the ones
@@ -69,7 +69,7 @@ from prototxt.networks.lenet import LEARN  # noqa: E402
 from prototxt.netspec import Net  # noqa: E402
 
 WRONG_PER_STRING = 14    # wrong windows kept per string, at random (of about 400)
-RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart)
+RIGHT_PER_DIGIT = 2      # right windows kept per digit (of the few a grid step apart): default
 TRAIN_DIGITS = 55_000    # MNIST train digits used; the last 5,000 are kept for tuning the reader
 
 
@@ -94,8 +94,8 @@ def distort(digit: np.ndarray, rng: np.random.Generator, alpha: float = 24.0,
                      borderValue=0)
 
 
-def label_windows(composed, rng: np.random.Generator, miner=None, context: bool = False
-                  ) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
+def label_windows(composed, rng: np.random.Generator, miner=None, context: bool = False,
+                  right_per_digit: int = RIGHT_PER_DIGIT) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
     """(wrong windows, [(digit index, right window)]) of one composed string, as 28 x 28
     images normalized as the reader normalizes a window (RGB with their surroundings if
     `context`: reader.span_field). With a `miner` (the previous round's model, an
@@ -132,7 +132,7 @@ def label_windows(composed, rng: np.random.Generator, miner=None, context: bool 
     else:
         chosen = pick(wrong, WRONG_PER_STRING)
     return [field(s) for s in chosen], [(k, field(s)) for k, spans in right.items()
-                                        for s in pick(spans, RIGHT_PER_DIGIT)]
+                                        for s in pick(spans, right_per_digit)]
 
 
 _WORKER: dict = {}   # per process: the training digits, the miner, the settings (_start)
@@ -140,11 +140,12 @@ KINDS = ("touching", "touching", "overlapping", "separated", "slanted")
 
 
 def _start(mnist_dir: Path, mine: Path | None, augment: bool, seed: int,
-           threads: int | None, context: bool = False) -> None:
+           threads: int | None, context: bool = False,
+           right_per_digit: int = RIGHT_PER_DIGIT) -> None:
     raw = load_mnist(mnist_dir, invert=False)
     _WORKER.update(images=raw.train_images[:TRAIN_DIGITS], labels=raw.train_labels[:TRAIN_DIGITS],
                    miner=Classifier(str(mine), provider="cpu", threads=threads) if mine else None,
-                   augment=augment, seed=seed, context=context)
+                   augment=augment, seed=seed, context=context, right=right_per_digit)
 
 
 def string_windows(s: int) -> list[tuple[str, Image.Image]]:
@@ -156,14 +157,15 @@ def string_windows(s: int) -> list[tuple[str, Image.Image]]:
     digits = [distort(images[i], rng) if augment and rng.random() < 0.5 else images[i]
               for i in idx]
     composed = compose_string(digits, list(labels[idx]), KINDS[s % len(KINDS)], rng)
-    wrong, right = label_windows(composed, rng, _WORKER["miner"], _WORKER["context"])
+    wrong, right = label_windows(composed, rng, _WORKER["miner"], _WORKER["context"],
+                                 _WORKER["right"])
     return [(NONE_LABEL, image) for image in wrong] + \
         [(str(int(labels[idx][k])), image) for k, image in right]
 
 
 def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, seed: int,
                  mine: Path | None = None, augment: bool = True, workers: int = 1,
-                 context: bool = False) -> dict:
+                 context: bool = False, right_per_digit: int = RIGHT_PER_DIGIT) -> dict:
     """Step 1 into `folder`/<class>/NNNNNN.png; returns the count per class."""
     counts = {str(d): 0 for d in range(10)} | {NONE_LABEL: 0}
     for name in counts:
@@ -173,8 +175,9 @@ def build_images(folder: Path, mnist_dir: Path, per_class: int, strings: int, se
         image.save(folder / name / f"{counts[name]:06d}.png")
         counts[name] += 1
 
-    settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None, context)
-    _start(mnist_dir, mine if workers <= 1 else None, augment, seed, None, context)  # workers mine
+    settings = (mnist_dir, mine, augment, seed, 1 if workers > 1 else None, context, right_per_digit)
+    _start(mnist_dir, mine if workers <= 1 else None, augment, seed, None, context,  # workers mine
+           right_per_digit)
     images, labels = _WORKER["images"], _WORKER["labels"]
     rng = np.random.default_rng(seed)
     for d in range(10):
@@ -239,7 +242,7 @@ def one_round(out: Path, mnist_dir: Path, args, weights: str | None, mine: Path 
     print(f"== 1. images in {out} (MNIST train digits and windows of composed strings)", flush=True)
     counts = build_images(images, mnist_dir, args.per_class, args.strings, seed, mine,
                           augment=not args.no_augment, workers=args.workers,
-                          context=args.context)
+                          context=args.context, right_per_digit=args.right_per_digit)
     print(f"  {counts}", flush=True)
     print("== 2. dataset (lmdb_builder folder)", flush=True)
     run("-m", "lmdb_builder", "folder", str(images), "--out", str(out / "data"), "--image-size", "28",
@@ -275,6 +278,8 @@ def main() -> int:
                              "(reader.span_field)")
     parser.add_argument("--no-augment", action="store_true",
                         help="no distorted copies of the training digits")
+    parser.add_argument("--right-per-digit", type=int, default=RIGHT_PER_DIGIT,
+                        help="right windows kept per digit of a string (default 2)")
     parser.add_argument("--per-class", type=int, default=3000, help="MNIST training digits per class")
     parser.add_argument("--strings", type=int, default=5000, help="composed strings for windows")
     parser.add_argument("--seed", type=int, default=15, help="of the first round (+1 a round)")
