@@ -2,7 +2,10 @@
 
 Grouping: components sorted by height (tallest first) seed lines; each joins the line whose
 vertical span it overlaps most, if it overlaps by at least half its own height (a 5's
-detached bar or a speck sits inside its digit's span), else it starts a line. Lines are then
+detached bar or a speck sits inside its digit's span); else, if it is short (under SHORT x
+the line's span) and lies within NEAR x the span above or below it, over the line's columns,
+it joins the nearest such line without widening it (a 6's stem lifted above its loop, a dot
+over a 2: alone they would read as a line of their own); else it starts a line. Lines are then
 ordered top to bottom, and a line's digit height H is the median height of its components
 at least half as tall as its tallest: the yardstick for every threshold that follows.
 
@@ -24,6 +27,7 @@ from .components import Component
 
 SLANT_ANGLES = np.radians(np.arange(-30.0, 30.01, 2.5))
 SLANT_GAIN = 0.15    # a slant must pile up this much more ink than upright to be taken out
+SHORT, NEAR = 0.5, 0.25   # x a line's span: a short component this close joins the line
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def group_lines(parts: list[Component]) -> list[LineInk]:
             best[2].append(c)
             if best_overlap >= 0.5 * (best[1] - best[0]):   # a digit of the line: widen it
                 best[0], best[1] = min(best[0], c.top), max(best[1], c.bottom)
+        elif (near := _nearby_line(c, spans)) is not None:
+            near[2].append(c)
         else:
             spans.append([c.top, c.bottom, [c]])
     lines = []
@@ -55,6 +61,18 @@ def group_lines(parts: list[Component]) -> list[LineInk]:
         lines.append(LineInk(members, min(c.top for c in members),
                              max(c.bottom for c in members), height))
     return lines
+
+
+def _nearby_line(c: Component, spans: list[list]) -> list | None:
+    """The nearest line span that `c` may join as a short stroke above or below it (SHORT, NEAR)."""
+    best, best_gap = None, math.inf
+    for span in spans:
+        size = span[1] - span[0]
+        gap = max(span[0] - c.bottom, c.top - span[1])      # < 0: they overlap a little
+        over = min(m.left for m in span[2]) < c.right and c.left < max(m.right for m in span[2])
+        if c.height < SHORT * size and gap <= NEAR * size and over and gap < best_gap:
+            best, best_gap = span, gap
+    return best
 
 
 def line_image(line: LineInk, amount: np.ndarray) -> tuple[np.ndarray, int, int]:

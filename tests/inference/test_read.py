@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from inference.read import ReadLimits, TooMuchInk, read_digits
-from inference.read.components import components
+from inference.read.components import Component, components
 from inference.read.compose import compose_string, compose_table, edit_distance
 from inference.read.cuts import candidate_columns, crossings, cut_path
-from inference.read.lines import estimate_slant, shear_rows
+from inference.read.lines import estimate_slant, group_lines, shear_rows
 
 from .conftest import STROKES, draw_strokes
 
@@ -82,6 +82,25 @@ def test_slant_is_found_and_taken_out(degrees):
     assert abs(math.degrees(math.atan(found)) - degrees) <= 2.5
     straight, _ = shear_rows(ink, found)
     assert (straight.sum(axis=0) > 0).sum() <= 3 * 5     # each bar back in about 3-5 columns
+
+
+def _box(top: int, left: int, height: int, width: int) -> Component:
+    return Component(top, left, np.ones((height, width), bool))
+
+
+def test_a_short_stroke_near_a_line_joins_it():
+    """A short component just above or below a line, over its columns, joins it (lines.NEAR);
+    one too far away, or beside the line's columns, or as tall as a digit, starts its own."""
+    digits = [_box(14, 8, 20, 12), _box(15, 30, 21, 10), _box(13, 50, 20, 14)]
+    stem = _box(6, 31, 9, 4)             # a 6's stem lifted 0-1 px above its loop
+    dot = _box(36, 52, 3, 3)             # a dot 2 px under the last digit
+    far = _box(0, 10, 4, 4)              # 6 px above the line: more than NEAR x 23 px
+    beside = _box(10, 70, 3, 5)          # right of the line's last column
+    tall = _box(38, 12, 19, 10)          # a digit of the next row, 2 px lower down
+    lines = group_lines([*digits, stem, dot, far, beside, tall])
+    members = sorted(([(c.top, c.left) for c in line.components] for line in lines), key=len)
+    assert members[-1] == [(15, 30), (14, 8), (13, 50), (6, 31), (36, 52)]
+    assert sorted(members[:-1]) == [[(0, 10)], [(10, 70)], [(38, 12)]]
 
 
 def test_a_cut_goes_through_the_thin_joint():
@@ -200,6 +219,15 @@ def test_broken_strokes_are_merged(lenet_classifier):
     assert len([c for c in components(np.asarray(image) < 128)]) >= 5
     reading = read_digits(lenet_classifier, image)
     assert reading.text == "3547", reading.text
+
+
+def test_a_stroke_lifted_above_its_digit_stays_in_the_line(lenet_classifier):
+    """A 7 whose bar floats above it and a 6 whose stem is lifted off its loop read in one
+    line: alone, the bar would be a line of its own."""
+    seven = [[(90, 10), (200, 10)], [(195, 55), (120, 230)]]
+    six = [[(170, 30), (135, 80)], [(120, 110)] + STROKES["6"][0][2:]]
+    reading = read_digits(lenet_classifier, _written([STROKES["3"], seven, STROKES["4"], six]))
+    assert len(reading.lines) == 1 and reading.text == "3746", reading.text
 
 
 def test_a_table_keeps_its_rows_and_columns(lenet_classifier, mnist_test):
