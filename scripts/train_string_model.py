@@ -3,7 +3,7 @@ window of a line of digits (inference/read/windows.py) and knows when the window
 with redigits' own tools used as a DIGITS user would.
 
     python scripts/train_string_model.py [--out runs/string-model] [--epochs 3] [--seed 15]
-        [--weights PREVIOUS.caffemodel] [--mine PREVIOUS/model.onnx] [--strings 5000]
+        [--weights PREVIOUS.caffemodel|PREVIOUS/job] [--mine PREVIOUS/model.onnx] [--strings 5000]
         [--per-class 3000] [--rounds N] [--lr 0.05] [--widths 32,64,64,256] [--no-augment]
         [--context] [--right-per-digit 2]
 
@@ -266,7 +266,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--weights", help="a previous window model's .caffemodel to start from")
+    parser.add_argument("--weights", help="a previous window model to start from: its .caffemodel, "
+                             "or its job folder (the last snapshot)")
     parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")),
                         default=(32, 64, 64, 256), metavar="C1,C2,C3,FC",
                         help="the window net's conv1-3 channels and fc width (default 32,64,64,256)")
@@ -292,6 +293,8 @@ def main() -> int:
     args = parser.parse_args()
     mnist_dir = Path(os.environ.get("REDIGITS_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
     out = args.out.resolve()
+    if args.weights and Path(args.weights).is_dir():
+        args.weights = str(find_job(args.weights).weights)
     if args.rounds <= 1:
         one_round(out, mnist_dir, args, args.weights, args.mine, args.seed)
         return 0

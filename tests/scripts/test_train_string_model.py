@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,13 @@ def test_a_context_model_sees_what_lies_beside_each_window(tmp_path, mnist_dir, 
     composed = compose_string(list(images[:4]), list(labels[:4]), "touching", np.random.default_rng(2))
     reading = read_digits(model, composed.image)
     assert reading.digits and all(d.label != NONE_LABEL for d in reading.digits)
+    # a next round from the job folder (its last snapshot), mining with the model
+    again = _train(tmp_path / "next", mnist_dir, "--strings", "30", "--per-class", "20",
+                   "--epochs", "1", "--context", "--weights", str(tmp_path / "job"),
+                   "--mine", str(tmp_path / "job" / "model.onnx"), "--right-per-digit", "3")
+    last = max((tmp_path / "job").glob("snapshot_iter_*.caffemodel"),
+               key=lambda f: int(f.stem.rsplit("_", 1)[1]))
+    assert f"Finetuning from {last}" in again and (tmp_path / "next" / "job" / "model.onnx").is_file()
 
 
 @pytest.mark.slow
@@ -116,6 +124,9 @@ def test_windows_are_labelled_and_hard_negatives_mined(window_model, test_digits
                                   "touching", rng)
         wrong, right = train_string_model.label_windows(composed, np.random.default_rng(1))
         assert {k for k, _ in right} <= set(range(5)) and len({k for k, _ in right}) >= 3
+        more = train_string_model.label_windows(composed, np.random.default_rng(1),
+                                                right_per_digit=4)[1]
+        assert max(Counter(k for k, _ in right).values()) <= 2 and len(more) > len(right)
         assert all(f.size == (28, 28) for f in wrong + [f for _, f in right])
         random_wrong += wrong
         hard, _ = train_string_model.label_windows(composed, np.random.default_rng(1), miner)
