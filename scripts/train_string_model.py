@@ -95,7 +95,8 @@ def distort(digit: np.ndarray, rng: np.random.Generator, alpha: float = 24.0,
 
 
 def label_windows(composed, rng: np.random.Generator, miner=None, context: bool = False,
-                  right_per_digit: int = RIGHT_PER_DIGIT) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
+                  right_per_digit: int = RIGHT_PER_DIGIT
+                  ) -> tuple[list[Image.Image], list[tuple[int, Image.Image]]]:
     """(wrong windows, [(digit index, right window)]) of one composed string, as 28 x 28
     images normalized as the reader normalizes a window (RGB with their surroundings if
     `context`: reader.span_field). With a `miner` (the previous round's model, an
