@@ -39,7 +39,7 @@ class LineInk:
 
 
 def group_lines(parts: list[Component]) -> list[LineInk]:
-    spans: list[list] = []       # [top, bottom, members]
+    spans: list[list] = []       # [top, bottom, members, left, right]
     for c in sorted(parts, key=lambda c: -c.height):
         best, best_overlap = None, 0
         for span in spans:
@@ -47,15 +47,15 @@ def group_lines(parts: list[Component]) -> list[LineInk]:
             if overlap > best_overlap:
                 best, best_overlap = span, overlap
         if best is not None and best_overlap >= 0.5 * c.height:
-            best[2].append(c)
+            _join(best, c)
             if best_overlap >= 0.5 * (best[1] - best[0]):   # a digit of the line: widen it
                 best[0], best[1] = min(best[0], c.top), max(best[1], c.bottom)
         elif (near := _nearby_line(c, spans)) is not None:
-            near[2].append(c)
+            _join(near, c)
         else:
-            spans.append([c.top, c.bottom, [c]])
+            spans.append([c.top, c.bottom, [c], c.left, c.right])
     lines = []
-    for top, bottom, members in sorted(spans, key=lambda s: s[0]):
+    for top, bottom, members, _, _ in sorted(spans, key=lambda s: s[0]):
         tallest = max(c.height for c in members)
         height = float(np.median([c.height for c in members if c.height >= 0.5 * tallest]))
         lines.append(LineInk(members, min(c.top for c in members),
@@ -63,14 +63,20 @@ def group_lines(parts: list[Component]) -> list[LineInk]:
     return lines
 
 
+def _join(span: list, c: Component) -> None:
+    span[2].append(c)
+    span[3], span[4] = min(span[3], c.left), max(span[4], c.right)
+
+
 def _nearby_line(c: Component, spans: list[list]) -> list | None:
     """The nearest line span that `c` may join as a short stroke above or below it (SHORT, NEAR)."""
     best, best_gap = None, math.inf
     for span in spans:
-        size = span[1] - span[0]
-        gap = max(span[0] - c.bottom, c.top - span[1])      # < 0: they overlap a little
-        over = min(m.left for m in span[2]) < c.right and c.left < max(m.right for m in span[2])
-        if c.height < SHORT * size and gap <= NEAR * size and over and gap < best_gap:
+        top, bottom, _, left, right = span
+        size = bottom - top
+        gap = max(top - c.bottom, c.top - bottom)      # < 0: they overlap a little
+        if c.height < SHORT * size and gap <= NEAR * size and left < c.right and c.left < right \
+                and gap < best_gap:
             best, best_gap = span, gap
     return best
 
