@@ -92,9 +92,9 @@ def test_a_short_stroke_near_a_line_joins_it():
     """A short component just above or below a line, over its columns, joins it (lines.NEAR);
     one too far away, or beside the line's columns, or as tall as a digit, starts its own."""
     digits = [_box(14, 8, 20, 12), _box(15, 30, 21, 10), _box(13, 50, 20, 14)]
-    stem = _box(6, 31, 9, 4)             # a 6's stem lifted 0-1 px above its loop
-    dot = _box(36, 52, 3, 3)             # a dot 2 px under the last digit
-    far = _box(0, 10, 4, 4)              # 6 px above the line: more than NEAR x 23 px
+    stem = _box(6, 31, 9, 4)             # a 6's stem, 2 of its 9 rows in the line's span
+    dot = _box(36, 52, 3, 3)             # a dot 3 px under the last digit, under the span
+    far = _box(0, 10, 4, 4)              # 9 px above the span: more than NEAR x 23 px
     beside = _box(10, 70, 3, 5)          # right of the line's last column
     tall = _box(38, 12, 19, 10)          # a digit of the next row, 2 px lower down
     lines = group_lines([*digits, stem, dot, far, beside, tall])
