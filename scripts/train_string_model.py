@@ -146,7 +146,7 @@ def _start(mnist_dir: Path, mine: Path | None, augment: bool, seed: int,
     raw = load_mnist(mnist_dir, invert=False)
     _WORKER.update(images=raw.train_images[:TRAIN_DIGITS], labels=raw.train_labels[:TRAIN_DIGITS],
                    miner=Classifier(str(mine), provider="cpu", threads=threads) if mine else None,
-                   augment=augment, seed=seed, context=context, right=right_per_digit)
+                   augment=augment, seed=seed, context=context, right_per_digit=right_per_digit)
 
 
 def string_windows(s: int) -> list[tuple[str, Image.Image]]:
@@ -159,7 +159,7 @@ def string_windows(s: int) -> list[tuple[str, Image.Image]]:
               for i in idx]
     composed = compose_string(digits, list(labels[idx]), KINDS[s % len(KINDS)], rng)
     wrong, right = label_windows(composed, rng, _WORKER["miner"], _WORKER["context"],
-                                 _WORKER["right"])
+                                 _WORKER["right_per_digit"])
     return [(NONE_LABEL, image) for image in wrong] + \
         [(str(int(labels[idx][k])), image) for k, image in right]
 
@@ -267,8 +267,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "string-model")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--weights", help="a previous window model to start from: its .caffemodel, "
-                             "or its job folder (the last snapshot)")
+    parser.add_argument("--weights", help="a previous window model to start from: its "
+                        ".caffemodel, or its job folder (the last snapshot)")
     parser.add_argument("--widths", type=lambda text: tuple(int(w) for w in text.split(",")),
                         default=(32, 64, 64, 256), metavar="C1,C2,C3,FC",
                         help="the window net's conv1-3 channels and fc width (default 32,64,64,256)")

@@ -38,24 +38,39 @@ class LineInk:
     height: float                 # H: the typical digit height of the line
 
 
+@dataclass
+class _Span:
+    """A line while it is being grouped: its vertical span, members and columns."""
+    top: int
+    bottom: int
+    members: list[Component]
+    left: int
+    right: int
+
+    def join(self, c: Component) -> None:
+        self.members.append(c)
+        self.left, self.right = min(self.left, c.left), max(self.right, c.right)
+
+
 def group_lines(parts: list[Component]) -> list[LineInk]:
-    spans: list[list] = []       # [top, bottom, members, left, right]
+    spans: list[_Span] = []
     for c in sorted(parts, key=lambda c: -c.height):
         best, best_overlap = None, 0
         for span in spans:
-            overlap = min(span[1], c.bottom) - max(span[0], c.top)
+            overlap = min(span.bottom, c.bottom) - max(span.top, c.top)
             if overlap > best_overlap:
                 best, best_overlap = span, overlap
         if best is not None and best_overlap >= 0.5 * c.height:
-            _join(best, c)
-            if best_overlap >= 0.5 * (best[1] - best[0]):   # a digit of the line: widen it
-                best[0], best[1] = min(best[0], c.top), max(best[1], c.bottom)
+            best.join(c)
+            if best_overlap >= 0.5 * (best.bottom - best.top):   # a digit of the line: widen it
+                best.top, best.bottom = min(best.top, c.top), max(best.bottom, c.bottom)
         elif (near := _nearby_line(c, spans)) is not None:
-            _join(near, c)
+            near.join(c)
         else:
-            spans.append([c.top, c.bottom, [c], c.left, c.right])
+            spans.append(_Span(c.top, c.bottom, [c], c.left, c.right))
     lines = []
-    for top, bottom, members, _, _ in sorted(spans, key=lambda s: s[0]):
+    for span in sorted(spans, key=lambda s: s.top):
+        members = span.members
         tallest = max(c.height for c in members)
         height = float(np.median([c.height for c in members if c.height >= 0.5 * tallest]))
         lines.append(LineInk(members, min(c.top for c in members),
@@ -63,20 +78,14 @@ def group_lines(parts: list[Component]) -> list[LineInk]:
     return lines
 
 
-def _join(span: list, c: Component) -> None:
-    span[2].append(c)
-    span[3], span[4] = min(span[3], c.left), max(span[4], c.right)
-
-
-def _nearby_line(c: Component, spans: list[list]) -> list | None:
+def _nearby_line(c: Component, spans: list[_Span]) -> _Span | None:
     """The nearest line span that `c` may join as a short stroke above or below it (SHORT, NEAR)."""
     best, best_gap = None, math.inf
     for span in spans:
-        top, bottom, _, left, right = span
-        size = bottom - top
-        gap = max(top - c.bottom, c.top - bottom)      # < 0: they overlap a little
-        if c.height < SHORT * size and gap <= NEAR * size and left < c.right and c.left < right \
-                and gap < best_gap:
+        size = span.bottom - span.top
+        gap = max(span.top - c.bottom, c.top - span.bottom)      # < 0: they overlap a little
+        over = span.left < c.right and c.left < span.right
+        if c.height < SHORT * size and gap <= NEAR * size and over and gap < best_gap:
             best, best_gap = span, gap
     return best
 
