@@ -211,7 +211,7 @@ def read_digits(classifier: Classifier, image: ImageInput,
             best = digit_columns[probs[:, digit_columns].argmax(axis=1)]   # "none" never read
             if windowed:
                 scores = [window_score(float(p)) for p in probs[np.arange(len(probs)), best]]
-                chosen = best_chain(cell_pieces, cell_spans, scores, line.height)
+                chosen = best_chain(cell_pieces, cell_spans, scores, line.height, list(best))
             else:
                 soft = tempered(probs)[:, digit_columns]
                 scores = [span_score(s, float(soft[i].max()), line.height,

@@ -171,3 +171,39 @@ def test_a_window_in_context_keeps_its_own_field_and_shows_what_it_cuts():
     assert (beside[:, cols[-1] + 1:] > 0.2).sum() > 20
     whole = max((s for s in spans if s.left == grid.left), key=lambda s: s.width)
     assert not (np.asarray(span_field(whole, "white", context=True))[:, :, 1] < 250).any()
+
+
+def test_one_slanted_stroke_is_not_read_twice():
+    """A stroke alone between paper, 10 px wide: its left and right three fifths each read as a
+    confident 1, and the window over all of it as a surer 1. Read once; read twice when the
+    whole run's window is less sure or reads something else (two true 1s sharing columns)."""
+    pieces = _blobs([10], [])
+    spans = windows(pieces, 20.0)
+    grid = cell_grid(pieces, 20.0)
+    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    left, right, whole = edges.index((0, 6)), edges.index((4, 10)), edges.index((0, 10))
+    scores = [-50.0] * len(spans)
+    reads = [7] * len(spans)
+    scores[left], scores[right], scores[whole] = window_score(0.96), window_score(0.94), window_score(0.99)
+    reads[left] = reads[right] = reads[whole] = 1
+    assert best_chain(pieces, spans, scores, 20.0) == [left, right]     # the rule off: twice
+    assert best_chain(pieces, spans, scores, 20.0, reads) == [whole]
+    reads[whole] = 10                                                    # the run reads "none"
+    assert best_chain(pieces, spans, scores, 20.0, reads) == [left, right]
+    reads[whole], scores[whole] = 1, window_score(0.9)                    # ... or less surely
+    assert best_chain(pieces, spans, scores, 20.0, reads) == [left, right]
+
+
+def test_a_digit_is_not_read_twice_beside_ink():
+    """The rule holds only for a run with paper on both sides: the same two windows of a stroke
+    that touches the next digit are both kept, as for a 1 drawn into a 0's side."""
+    pieces = _blobs([10, 10], [0])
+    spans = windows(pieces, 20.0)
+    grid = cell_grid(pieces, 20.0)
+    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    left, right, whole, nxt = (edges.index(e) for e in [(0, 6), (4, 10), (0, 10), (10, 20)])
+    scores = [-50.0] * len(spans)
+    reads = [1] * len(spans)
+    scores[left], scores[right], scores[whole], scores[nxt] = (
+        window_score(0.96), window_score(0.94), window_score(0.99), window_score(0.99))
+    assert best_chain(pieces, spans, scores, 20.0, reads) == [left, right, nxt]
