@@ -52,6 +52,13 @@ def _blobs(widths: list[int], gaps: list[int], height: int = 20) -> list[Piece]:
     return pieces
 
 
+def _windows_by_edges(pieces: list[Piece],
+                      height: float = 20.0) -> tuple[list, list[tuple[int, int]]]:
+    """The cell's windows and each one's (left, right) in px from the cell's first column."""
+    spans = windows(pieces, height)
+    grid = cell_grid(pieces, height)
+    return spans, [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+
 def test_the_chain_keeps_its_rules_under_any_scores():
     """Random scores: every chain covers the cell's ink from its first column to its last,
     paper may be skipped but ink never, overlaps stay within the limits."""
@@ -87,9 +94,7 @@ def test_the_chain_prefers_the_higher_total():
     """Two blobs 1 px apart: read as two digits when the two windows score higher together
     than the one window over both, else as one."""
     pieces = _blobs([10, 10], [1])
-    spans = windows(pieces, 20.0)
-    grid = cell_grid(pieces, 20.0)
-    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    spans, edges = _windows_by_edges(pieces)
     left = next(i for i, e in enumerate(edges) if e == (0, 10))
     right = next(i for i, e in enumerate(edges) if e[0] == 10 and e[1] >= 21)
     both = next(i for i, e in enumerate(edges) if e[0] == 0 and e[1] >= 21)
@@ -178,13 +183,12 @@ def test_one_slanted_stroke_is_not_read_twice():
     confident 1, and the window over all of it as a surer 1. Read once; read twice when the
     whole run's window is less sure or reads something else (two true 1s sharing columns)."""
     pieces = _blobs([10], [])
-    spans = windows(pieces, 20.0)
-    grid = cell_grid(pieces, 20.0)
-    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    spans, edges = _windows_by_edges(pieces)
     left, right, whole = edges.index((0, 6)), edges.index((4, 10)), edges.index((0, 10))
     scores = [-50.0] * len(spans)
     reads = [7] * len(spans)
-    scores[left], scores[right], scores[whole] = window_score(0.96), window_score(0.94), window_score(0.99)
+    scores[left], scores[right] = window_score(0.96), window_score(0.94)
+    scores[whole] = window_score(0.99)
     reads[left] = reads[right] = reads[whole] = 1
     assert best_chain(pieces, spans, scores, 20.0) == [left, right]     # the rule off: twice
     assert best_chain(pieces, spans, scores, 20.0, reads) == [whole]
@@ -194,13 +198,11 @@ def test_one_slanted_stroke_is_not_read_twice():
     assert best_chain(pieces, spans, scores, 20.0, reads) == [left, right]
 
 
-def test_a_digit_is_not_read_twice_beside_ink():
-    """The rule holds only for a run with paper on both sides: the same two windows of a stroke
-    that touches the next digit are both kept, as for a 1 drawn into a 0's side."""
+def test_the_rule_against_reading_twice_needs_paper_on_both_sides():
+    """The same two windows of a stroke that touches the next digit are both kept: the run
+    goes on into the neighbour, as where a 1 is drawn into a 0's side."""
     pieces = _blobs([10, 10], [0])
-    spans = windows(pieces, 20.0)
-    grid = cell_grid(pieces, 20.0)
-    edges = [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
+    spans, edges = _windows_by_edges(pieces)
     left, right, whole, nxt = (edges.index(e) for e in [(0, 6), (4, 10), (0, 10), (10, 20)])
     scores = [-50.0] * len(spans)
     reads = [1] * len(spans)
