@@ -154,12 +154,17 @@ def ink_field(amount: np.ndarray) -> tuple[np.ndarray, Placement | None]:
                             width, top, left)
 
 
-def field_image(field: np.ndarray, background: str = "white") -> Image.Image:
-    """Ink amounts in [0, 1] as an 8-bit image on `background`; a H x W x 3 field gives RGB."""
+def field_bytes(field: np.ndarray, background: str = "white") -> np.ndarray:
+    """Ink amounts in [0, 1] as 8-bit pixels on `background` (H x W, or H x W x 3 for RGB)."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be white or black, not {background!r}")
     values = field if background == "black" else 1 - field
-    return Image.fromarray(np.round(values * 255).astype(np.uint8))
+    return np.round(values * 255).astype(np.uint8)
+
+
+def field_image(field: np.ndarray, background: str = "white") -> Image.Image:
+    """field_bytes as an image: L, or RGB for a H x W x 3 field."""
+    return Image.fromarray(field_bytes(field, background))
 
 
 def drawing_background(info: ModelInfo) -> str:

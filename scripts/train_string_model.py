@@ -62,7 +62,8 @@ from inference.drawing import normalize_drawing  # noqa: E402
 from inference.read.compose import compose_string, window_labels  # noqa: E402
 from converter.onnx_export import find_job  # noqa: E402
 from inference import Classifier  # noqa: E402
-from inference.read.reader import NONE_LABEL, digit_classes, segment, span_field  # noqa: E402
+from inference.read.reader import (NONE_LABEL, digit_classes, segment, span_field,  # noqa: E402
+                                   span_field_bytes)
 from lmdb_builder import load_mnist  # noqa: E402
 from prototxt.networks.common import accuracy_loss_softmax, data_layers, pool  # noqa: E402
 from prototxt.networks.lenet import LEARN  # noqa: E402
@@ -123,8 +124,8 @@ def label_windows(composed, rng: np.random.Generator, miner=None, context: bool 
     if miner is not None and wrong:
         # hard negatives: the wrong windows the previous model finds most digit-like
         seen = miner.info.sees_context
-        p = miner.probabilities(np.stack([miner.preprocessor(span_field(s, "white", seen))
-                                          for s in wrong]))
+        p = miner.probabilities(np.stack([miner.preprocessor.from_array(
+            span_field_bytes(s, "white", seen)) for s in wrong]))
         columns, _ = digit_classes(list(miner.labels), p.shape[1])
         order = np.argsort(-p[:, columns].max(axis=1))
         half = WRONG_PER_STRING // 2

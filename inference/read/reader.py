@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..classifier import Classifier, top_k
-from ..drawing import context_field, field_image, ink_field
+from ..drawing import context_field, field_bytes, ink_field
 from ..errors import BadImageError
 from ..images import ImageInput
 from ..metadata import NONE_LABEL
@@ -86,6 +86,11 @@ def digit_classes(labels: list[str], columns: int) -> tuple[np.ndarray, int | No
 
 
 def span_field(span: Span, background: str = "white", context: bool = False) -> Image.Image:
+    """span_field_bytes as an image (L, or RGB with `context`)."""
+    return Image.fromarray(span_field_bytes(span, background, context))
+
+
+def span_field_bytes(span: Span, background: str = "white", context: bool = False) -> np.ndarray:
     """The span as the classifier's 28 x 28 drawing: its ink, 8-bit as a drawing would be,
     scaled to its strongest pixel, placed by drawing.ink_field (normalize_drawing's rule).
 
@@ -100,7 +105,7 @@ def span_field(span: Span, background: str = "white", context: bool = False) -> 
         amount, peak = np.zeros_like(amount), 1.0
     window, placement = ink_field(amount / peak)
     if not context:
-        return field_image(window, background)
+        return field_bytes(window, background)
     beside = np.zeros_like(window)
     if placement is not None and span.around is not None:
         around = np.round(np.clip(span.around, 0, 1) * 255).astype(np.float32) / (255 * peak)
@@ -109,7 +114,7 @@ def span_field(span: Span, background: str = "white", context: bool = False) -> 
         matrix = placement.affine(span.around_at[0] - span.top, -col)
         beside = np.clip(cv2.warpAffine(around, matrix, window.shape[::-1], flags=cv2.INTER_LINEAR),
                          0, 1)
-    return field_image(context_field(window, beside), background)
+    return field_bytes(context_field(window, beside), background)
 
 
 @dataclass(frozen=True)
@@ -185,9 +190,9 @@ def read_digits(classifier: Classifier, image: ImageInput,
     spans = [s for plan in plans for _, cell_spans in plan.cells for s in cell_spans]
     if spans:
         background = classifier.drawing_background
-        context = windowed and classifier.info.sees_context     # span_field
-        batch = np.stack([classifier.preprocessor(span_field(s, background, context))
-                          for s in spans])
+        context = windowed and classifier.info.sees_context     # span_field_bytes
+        pre = classifier.preprocessor
+        batch = np.stack([pre.from_array(span_field_bytes(s, background, context)) for s in spans])
         probabilities = classifier.probabilities(batch)
     else:
         probabilities = np.zeros((0, len(labels)))

@@ -126,3 +126,29 @@ def test_errors():
     Image.new("RGB", (40, 30)).save(png, format="PNG")
     with pytest.raises(InferenceError, match="decode"):
         Preprocessor(info())(png.getvalue()[:-30])
+
+
+@pytest.mark.parametrize("channels,shape,dataset,skips", [
+    (1, (10, 14), None, True),          # grey pixels at the dataset size: load and resize skipped
+    (3, (10, 14, 3), None, True),       # RGB likewise
+    (3, (13, 17, 3), (13, 17), True),   # at a dataset size larger than the input: resized after
+    (3, (10, 14), None, False),         # grey for a colour model: repeated, through PIL
+    (1, (9, 15), (10, 14), False),      # another size: resized, through PIL
+])
+def test_pixels_as_an_array_give_what_the_image_gives(rng, monkeypatch, channels, shape, dataset,
+                                                      skips):
+    """from_array(pixels) == __call__(Image.fromarray(pixels)), bit for bit, with a mean and a
+    scale, whether or not it can skip loading and resizing."""
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    size = dataset or (10, 14)
+    mean = rng.uniform(0, 255, (channels, *size)).astype(np.float32)
+    pre = Preprocessor(info(channels=channels, dataset=dataset, mean_type="image", mean=mean,
+                            scale=0.5))
+    expected = pre(Image.fromarray(pixels))
+    loads = []
+    stored = pre.stored
+    monkeypatch.setattr(pre, "stored", lambda image: loads.append(1) or stored(image))
+    got = pre.from_array(pixels)
+    assert loads == ([] if skips else [1])
+    assert got.dtype == np.float32 and got.shape == (channels, 10, 14)
+    np.testing.assert_array_equal(got, expected)
