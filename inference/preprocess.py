@@ -23,7 +23,6 @@ import os
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from lmdb_builder import resize_image
 from lmdb_builder.images import DEFAULT_MAX_PIXELS
@@ -70,35 +69,27 @@ class Preprocessor:
         return resize_mean(mean, info.height, info.width)
 
     def stored(self, image: ImageInput) -> np.ndarray:
-        """Steps 1-2: DIGITS' load and resize to the dataset size: uint8 H x W (x 3, RGB)."""
+        """Steps 1-2: DIGITS' load and resize to the dataset size: uint8 H x W (x 3, RGB).
+        uint8 pixels already at the dataset's size and channels are what both steps would give
+        back, and are taken as they are (the reader's windows, hundreds a string: the round
+        trip through PIL was about 7 % of reading one)."""
         info = self.info
+        height, width = info.stored_size
+        if isinstance(image, np.ndarray) and image.dtype == np.uint8 \
+                and image.shape == (height, width, *((3,) if info.channels == 3 else ())):
+            return image
         try:
             pil = load_digits_image(image, self.max_pixels)
         except BadImageError as exc:
             if exc.path is None and isinstance(image, (str, os.PathLike)):
                 raise BadImageError(exc.message, image, exc.status) from None  # name the file
             raise
-        height, width = info.stored_size
         return resize_image(pil, height, width, info.channels, info.resize_mode, self.rng)
 
     def __call__(self, image: ImageInput) -> np.ndarray:
         """One image as the network's C x H x W float32 input."""
-        return self._network_input(self.stored(image))
-
-    def from_array(self, pixels: np.ndarray) -> np.ndarray:
-        """One image given as uint8 H x W (grey) or H x W x 3 (RGB) pixels: the same as calling
-        with Image.fromarray(pixels). At the dataset's size and channels, where loading and
-        resizing would leave the pixels as they are, both are skipped (the reader's windows,
-        hundreds a string: the round trip through PIL was about 7 % of reading one)."""
-        if pixels.shape[:2] == self.info.stored_size and pixels.dtype == np.uint8 \
-                and (pixels.ndim == 3) == (self.info.channels == 3):
-            return self._network_input(pixels)
-        return self(Image.fromarray(pixels))
-
-    def _network_input(self, stored: np.ndarray) -> np.ndarray:
-        """Steps 3-: the dataset-size uint8 pixels as the network's C x H x W float32 input."""
         info = self.info
-        array = stored.astype(np.float32)
+        array = self.stored(image).astype(np.float32)
         if array.ndim == 2:
             array = array[:, :, None]
         if self.crop == "center":

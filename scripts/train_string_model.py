@@ -124,8 +124,8 @@ def label_windows(composed, rng: np.random.Generator, miner=None, context: bool 
     if miner is not None and wrong:
         # hard negatives: the wrong windows the previous model finds most digit-like
         seen = miner.info.sees_context
-        p = miner.probabilities(np.stack([miner.preprocessor.from_array(
-            span_field_bytes(s, "white", seen)) for s in wrong]))
+        p = miner.probabilities(np.stack([miner.preprocessor(span_field_bytes(s, "white", seen))
+                                          for s in wrong]))
         columns, _ = digit_classes(list(miner.labels), p.shape[1])
         order = np.argsort(-p[:, columns].max(axis=1))
         half = WRONG_PER_STRING // 2

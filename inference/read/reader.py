@@ -192,7 +192,7 @@ def read_digits(classifier: Classifier, image: ImageInput,
         background = classifier.drawing_background
         context = windowed and classifier.info.sees_context     # span_field_bytes
         pre = classifier.preprocessor
-        batch = np.stack([pre.from_array(span_field_bytes(s, background, context)) for s in spans])
+        batch = np.stack([pre(span_field_bytes(s, background, context)) for s in spans])
         probabilities = classifier.probabilities(batch)
     else:
         probabilities = np.zeros((0, len(labels)))

@@ -176,7 +176,7 @@ class _DoubleRead:
     def after(self, i: int, j0: int, j1: int, overlapping: np.ndarray) -> np.ndarray:
         """[end j0..j1, start 0..k-1]: previous windows that window i may not follow."""
         k, m, d = self.spans[i].start, self.spans[i].stop, self.reads[i]
-        if not self.paper_after[m]:
+        if not self.paper_after[m] or not overlapping.any():
             return np.zeros_like(overlapping)
         run = (self.paper_before[:k] & (self.run_read[:k, m] == d)
                & (self.run_score[:k, m] >= self.scores[i]))

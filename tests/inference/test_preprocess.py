@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference import InferenceError, ModelInfo, Preprocessor
+from inference import InferenceError, ModelInfo, Preprocessor, preprocess
 from inference.resize import caffe_resize
 from lmdb_builder import resize_image
 
@@ -137,8 +137,8 @@ def test_errors():
 ])
 def test_pixels_as_an_array_give_what_the_image_gives(rng, monkeypatch, channels, shape, dataset,
                                                       skips):
-    """from_array(pixels) == __call__(Image.fromarray(pixels)), bit for bit, with a mean and a
-    scale, whether or not it can skip loading and resizing."""
+    """pre(pixels) == pre(Image.fromarray(pixels)), bit for bit, with a mean and a scale,
+    whether or not loading and resizing can be skipped."""
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     size = dataset or (10, 14)
     mean = rng.uniform(0, 255, (channels, *size)).astype(np.float32)
@@ -146,9 +146,10 @@ def test_pixels_as_an_array_give_what_the_image_gives(rng, monkeypatch, channels
                             scale=0.5))
     expected = pre(Image.fromarray(pixels))
     loads = []
-    stored = pre.stored
-    monkeypatch.setattr(pre, "stored", lambda image: loads.append(1) or stored(image))
-    got = pre.from_array(pixels)
+    load = preprocess.load_digits_image
+    monkeypatch.setattr(preprocess, "load_digits_image",
+                        lambda image, limit: loads.append(1) or load(image, limit))
+    got = pre(pixels)
     assert loads == ([] if skips else [1])
     assert got.dtype == np.float32 and got.shape == (channels, 10, 14)
     np.testing.assert_array_equal(got, expected)

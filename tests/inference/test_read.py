@@ -306,15 +306,8 @@ class _WithNone:
     def drawing_background(self):
         return self._c.drawing_background
 
-    @property
-    def preprocessor(self):
-        return self              # called with an image, or from_array with pixels, as the real one
-
-    def from_array(self, pixels):
-        return self(Image.fromarray(pixels))
-
-    def __call__(self, image):
-        field = np.asarray(image.convert("L"), np.int16)      # the reader's 28 x 28 field
+    def preprocessor(self, image):
+        field = np.asarray(Image.fromarray(image).convert("L"), np.int16)   # the reader's field
         ink = np.abs(field - field[0, 0]) > 64
         rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
         self._aspects.append((cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1) if rows.size else 1.0)
