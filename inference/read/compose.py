@@ -225,22 +225,23 @@ def window_label(extents: dict[int, tuple[int, int, int]], left: int, right: int
     of each digit: the digit it holds from edge to edge, with at most fragments of the others;
     -1 for none of them (an edge more than twice the tolerance from every digit's, or most of
     a neighbour taken in: a 1 pushed into a 0's side makes the 0's window a little wider hold
-    the whole 1, and that window must not read as a 0); -2 in between (neither is taught),
-    also where the neighbour lies inside the digit's own columns and no window can leave it out."""
+    the whole 1, and that window must not read as a 0, even when its edge is only a little
+    more than the tolerance off the 0's: a 1 is about that wide); -2 in between (neither is
+    taught), also where the neighbour lies inside the digit's own columns and no window can
+    leave it out."""
     label = -1
     for k, (a, b, _) in extents.items():
         error = max(abs(left - a), abs(right - b))
         tolerance = min(RIGHT * height, max(1.0, RIGHT_SHARE * (b - a)))
-        if error <= tolerance:
-            taken = [j for j, count in (held or {}).items()
-                     if j != k and j in extents and count > HOLD * extents[j][2]]
-            if not taken:
-                return k
-            inside = all(extents[j][0] >= a - tolerance and extents[j][1] <= b + tolerance
-                         for j in taken)
-            return -2 if inside else -1
-        if error <= 2 * tolerance:
-            label = -2
+        if error > 2 * tolerance:
+            continue
+        taken = [j for j, count in (held or {}).items()
+                 if j != k and j in extents and count > HOLD * extents[j][2]]
+        if any(extents[j][0] < a - tolerance or extents[j][1] > b + tolerance for j in taken):
+            continue        # most of a neighbour beside k: none, even a little off k's edges
+        if error <= tolerance and not taken:
+            return k
+        label = -2
     return label
 
 

@@ -131,12 +131,15 @@ def test_a_window_that_takes_in_most_of_a_neighbour_is_not_that_digit():
     """compose.window_label, which teaches the window model: a 0 at columns 10-40 and a 1
     pushed into its right side (37-43, H = 20, so the 0's tolerance is 2.4 px). The 0's window
     with a fragment of the 1 is a 0; one 2 px wider holds most of the 1 and is none (else the
-    model learns to read 0 + 1 as 0); a 1 lying inside the 0's own columns leaves the 0's
-    window untaught; the 1's window with a slice of the 0 is a 1."""
+    model learns to read 0 + 1 as 0), and so is the window over both, although its edge is
+    within twice the tolerance (untaught, were it only a wider 0); a 1 lying inside the 0's own
+    columns leaves the 0's window untaught; the 1's window with a slice of the 0 is a 1."""
     from inference.read.compose import window_label
     extents = {0: (10, 40, 300), 1: (37, 43, 60)}
     assert window_label(extents, 10, 40, 20.0, {0: 300, 1: 20}) == 0
     assert window_label(extents, 10, 42, 20.0, {0: 300, 1: 50}) == -1
+    assert window_label(extents, 10, 43, 20.0, {0: 300, 1: 60}) == -1
+    assert window_label(extents, 10, 43, 20.0, {0: 300, 1: 25}) == -2
     assert window_label(extents, 37, 43, 20.0, {0: 40, 1: 60}) == 1
     assert window_label(extents, 26, 42, 20.0, {0: 150, 1: 60}) == -1        # half a 0 and a 1
     inside = {0: (10, 40, 300), 1: (33, 39, 60)}
