@@ -59,6 +59,7 @@ def _windows_by_edges(pieces: list[Piece],
     grid = cell_grid(pieces, height)
     return spans, [(s.left - grid.left, s.left - grid.left + s.width) for s in spans]
 
+
 def test_the_chain_keeps_its_rules_under_any_scores():
     """Random scores: every chain covers the cell's ink from its first column to its last,
     paper may be skipped but ink never, overlaps stay within the limits."""
