@@ -524,8 +524,12 @@ class Solver:
             n = test.phase_net.test_iter
             start = self._test_pass * n
             streams = {source: self.batches.stream(source, start, n) for source, _ in test.feeds}
-            sums: dict[str, np.ndarray] = {}
-            loss = 0.0
+            # Caffe's sums (the first batch's values, then += each batch's), in float64 on the
+            # device: the same additions in the same order as on the host, so the same bits,
+            # but one read-back per test instead of one per output per batch (each a sync that
+            # left the GPU idle while the host caught up)
+            sums: dict[str, torch.Tensor] = {}
+            loss = torch.zeros((), dtype=torch.float64, device=self.device)
             weights: dict[str, float] = {}
             for j in range(n):
                 batches = {source: next(stream) for source, stream in streams.items()}
@@ -536,14 +540,15 @@ class Solver:
                     with self.precision.autocast():
                         out = test.model(**inputs)
                 if out.loss is not None:
-                    loss += float(out.loss)
+                    loss += out.loss.detach().double()
                 weights = out.loss_weights
                 for name in test.model.outputs:
-                    v = out.blobs[name].detach().double().reshape(-1).cpu().numpy()
-                    sums[name] = v if name not in sums else sums[name] + v
+                    # a copy: a CUDA graph rewrites its output blobs at the next replay
+                    v = out.blobs[name].detach().reshape(-1).to(torch.float64, copy=True)
+                    sums[name] = v if name not in sums else sums[name].add_(v)
             if self.param.test_compute_loss:
-                self.log("test_loss", f"Test loss: {g(loss / n)}")
-            means = {name: (sums[name] / n).tolist() for name in test.model.outputs}
+                self.log("test_loss", f"Test loss: {g(float(loss) / n)}")
+            means = {name: (sums[name].cpu().numpy() / n).tolist() for name in test.model.outputs}
             values = self._log_outputs("Test", means, weights)
             if i == 0:
                 result.tests.append((self.iteration, values))

@@ -361,3 +361,26 @@ def test_resume_refuses_a_negative_iteration(tmp_path, dataset):
     with pytest.raises(PrototxtError) as err:
         solver.solve()
     assert str(err.value).startswith(f"{state_path}: the solver state's iter is -5")
+
+
+def test_test_outputs_are_float64_means_of_each_batch_in_caffes_order(tmp_path, dataset):
+    """The test pass sums each output over its batches on the device; the means must be the
+    bits the host's float64 sums (first batch, then += each batch) give."""
+    folder, _ = dataset
+    path = tiny.write_job(tmp_path / "j", folder, body=tiny.CONV, val_batch=3, test_iter=5,
+                          test_interval=4, max_iter=8, snapshot=0)
+    solver = Solver(path, Options(log_file=None, **QUIET))
+    seen: list[dict[str, np.ndarray]] = []
+    solver.tests[0].model.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append(
+            {name: out.blobs[name].detach().double().reshape(-1).numpy().copy()
+             for name in module.outputs}), with_kwargs=True)
+    result = solver.solve()
+    assert [i for i, _ in result.tests] == [0, 4, 8] and len(seen) == 15
+    for t, (_, values) in enumerate(result.tests):
+        batches = seen[5 * t:5 * t + 5]
+        for name in batches[0]:
+            total = batches[0][name]
+            for batch in batches[1:]:
+                total = total + batch[name]
+            assert values[name] == (total / 5).tolist()[0], (t, name)
