@@ -110,6 +110,7 @@ class Precision:
     dtype: torch.dtype | None = None  # autocast dtype; None: plain float32
     channels_last: bool = False
     note: str = ""  # why (e.g. "avx512_bf16", "this CPU has no native bf16")
+    cudnn_search: str = "find"  # CUDA: "find" times every algorithm per shape, "get" asks
 
     def autocast(self, cache: bool = True) -> ContextManager:
         """The context for the forward pass (and loss); a no-op in float32. `cache=False`
@@ -146,14 +147,19 @@ class Precision:
         "fast mode: bf16 autocast on cpu (avx512_bf16), channels_last"."""
         where = str(self.device)
         if not self.fast:
-            how = (", TF32 off, cuDNN autotuned" if self.device.type == "cuda" else
+            how = (f", TF32 off, {self._search()}" if self.device.type == "cuda" else
                    ", channels_last" if self.channels_last else "")
             return f"precision: fp32 on {where}{how} (Caffe's numerics; --fast for bf16)"
         layout = ", channels_last" if self.channels_last else ""
+        if self.device.type == "cuda":
+            layout += f", {self._search()}"
         if self.dtype is None:
             return f"fast mode: fp32 on {where} ({self.note}){layout}"
         name = str(self.dtype).removeprefix("torch.").replace("bfloat16", "bf16")
         return f"fast mode: {name} autocast on {where} ({self.note}){layout}"
+
+    def _search(self) -> str:
+        return "cuDNN autotuned" if self.cudnn_search == "find" else "cuDNN heuristics"
 
 
 def _float32_inputs(module: nn.Module, args: tuple) -> tuple:
@@ -166,29 +172,39 @@ def _set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def _set_cudnn_search() -> None:
+CUDNN_SEARCHES = ("find", "get")
+
+
+def _set_cudnn_search(search: str) -> None:
     # NVCaffe's default cudnn_convolution_algo_seeker is FINDEX: time every cuDNN algorithm
     # once per shape and keep the fastest. cudnn.benchmark is that search (a training run has
     # two shapes, the train and the test batch); the algorithms differ only in summation order.
-    torch.backends.cudnn.benchmark = True
+    # "get" is its GET: cuDNN's heuristics choose, nothing is timed (a shorter start, measured
+    # against "find" in benchmarks/results/gpu).
+    torch.backends.cudnn.benchmark = search == "find"
 
 
 def select_precision(device: torch.device | str | None = None, fast: bool = False,
-                     cpuinfo: str | None = None) -> Precision:
+                     cpuinfo: str | None = None, cudnn_search: str = "find") -> Precision:
     """The Precision for `device` (see the module docstring). On CUDA this also sets
-    PyTorch's process-wide TF32 switches: off by default, on in fast mode.
+    PyTorch's process-wide TF32 switches (off by default, on in fast mode) and cuDNN's
+    algorithm search (`cudnn_search`: "find" times them all once per shape, "get" asks
+    cuDNN's heuristics).
 
     `cpuinfo` replaces /proc/cpuinfo's text (for tests)."""
+    if cudnn_search not in CUDNN_SEARCHES:
+        raise ValueError(f"cuDNN search {cudnn_search!r}: use one of {', '.join(CUDNN_SEARCHES)}")
     device = resolve_device(device) if not isinstance(device, torch.device) else device
     if device.type == "cuda":
         _set_tf32(fast)
-        _set_cudnn_search()
+        _set_cudnn_search(cudnn_search)
         if not fast:
-            return Precision(device)
+            return Precision(device, cudnn_search=cudnn_search)
         if torch.cuda.is_bf16_supported():
             name = torch.cuda.get_device_name(device)
-            return Precision(device, True, torch.bfloat16, True, f"{name}, TF32 on")
-        return Precision(device, True, None, True, "this GPU has no bf16, TF32 on")
+            return Precision(device, True, torch.bfloat16, True, f"{name}, TF32 on",
+                             cudnn_search)
+        return Precision(device, True, None, True, "this GPU has no bf16, TF32 on", cudnn_search)
     if not fast:
         return Precision(device, channels_last=True, note="oneDNN's layout")
     flags = cpu_bf16_flags(cpuinfo)

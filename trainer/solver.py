@@ -79,6 +79,7 @@ class Options:
     test_iter: int | None = None                # override every test net's test_iter
     fast: bool = False
     cuda_graphs: bool = False                   # capture each net's step once, replay it (CUDA)
+    cudnn_search: str = "find"                  # CUDA: "find" (time all algorithms) or "get"
     bad_records: str = "stop"                   # damaged records: "stop" with an error, or "skip"
     out: Path | None = None                     # logs, metrics, snapshots (default: solver's folder)
     log_file: str | None = "caffe_output.log"   # in `out`; None: no file
@@ -165,7 +166,8 @@ class Solver:
             raise PrototxtError("snapshot_format HDF5 is not supported; use BINARYPROTO", self.path)
         self.dist = distributed.from_env()
         self.device = self._device()
-        self.precision = select_precision(self.device, self.options.fast)
+        self.precision = select_precision(self.device, self.options.fast,
+                                          cudnn_search=self.options.cudnn_search)
         distributed.start(self.dist, self.device)
         self.seed, self.seeded = _seed(self.param)
         self.log = CaffeLog(self._log_path(), echo=self._echo if self.options.echo else None,

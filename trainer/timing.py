@@ -46,7 +46,7 @@ from lmdb_builder import BuilderError
 from prototxt import (STANDARD_NETWORKS, DatasetFacts, PrototxtError, caffe_pb2, digits_split,
                       filter_net, make_state, network_path, read_net)
 
-from .device import Precision, select_precision
+from .device import CUDNN_SEARCHES, Precision, select_precision
 from .labels import LABEL_READERS, label_classes  # noqa: F401 (LABEL_READERS re-exported)
 
 __all__ = ["LayerTime", "TimingReport", "add_parser", "main", "multiply_adds", "random_inputs",
@@ -288,7 +288,8 @@ def time_net(net: CaffeNet | NetParameter | str | os.PathLike, iterations: int =
              device: torch.device | str | None = None, fast: bool = False,
              stages: Iterable[str] = (), seed: int = 0, warmup: int = 1,
              source: str | None = None,
-             on_iteration: Callable[[int, float], None] | None = None) -> TimingReport:
+             on_iteration: Callable[[int, float], None] | None = None,
+             cudnn_search: str = "find") -> TimingReport:
     """Time forward and backward of `net` like `caffe time` (see the module docstring).
 
     `net` is a built CaffeNet (its phase and inputs are used as they are) or a NetParameter /
@@ -297,7 +298,7 @@ def time_net(net: CaffeNet | NetParameter | str | os.PathLike, iterations: int =
     """
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, not {iterations}")
-    precision: Precision = select_precision(device, fast)  # a bad device fails before building
+    precision: Precision = select_precision(device, fast, cudnn_search=cudnn_search)  # a bad device fails before building
     if isinstance(net, CaffeNet):
         model = net
     else:
@@ -379,6 +380,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--fast", action="store_true",
                    help="bf16 autocast where the hardware has it, channels_last")
+    p.add_argument("--cudnn-search", choices=CUDNN_SEARCHES, default="find",
+                   help="CUDA: time every cuDNN algorithm once per shape (find, default) or take "
+                        "cuDNN's heuristic choice (get)")
     p.add_argument("--seed", type=int, default=0, help="weights and random inputs")
 
 
@@ -402,7 +406,8 @@ def cmd_time(args: argparse.Namespace) -> int:
         print(f"Iteration: {i} forward-backward time: {ms:g} ms.", flush=True)
 
     report = time_net(net, args.iterations, args.phase, given, args.device, args.fast,
-                      args.stage, args.seed, args.warmup, source, on_iteration=progress)
+                      args.stage, args.seed, args.warmup, source, on_iteration=progress,
+                      cudnn_search=args.cudnn_search)
     shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in report.input_shapes.items())
     print(f"net: {report.source}, phase {report.phase}, inputs {shapes}")
     print(report.precision)

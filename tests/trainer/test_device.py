@@ -79,6 +79,16 @@ def test_describe_lines():
         "fast mode: fp32 on cpu (this CPU has no native bf16), channels_last"
     assert Precision(torch.device("cuda", 0)).describe() == \
         "precision: fp32 on cuda:0, TF32 off, cuDNN autotuned (Caffe's numerics; --fast for bf16)"
+    assert Precision(torch.device("cuda", 0), cudnn_search="get").describe() == \
+        "precision: fp32 on cuda:0, TF32 off, cuDNN heuristics (Caffe's numerics; --fast for bf16)"
+    assert Precision(torch.device("cuda", 1), True, torch.bfloat16, True, "H200, TF32 on",
+                     "get").describe() == \
+        "fast mode: bf16 autocast on cuda:1 (H200, TF32 on), channels_last, cuDNN heuristics"
+
+
+def test_an_unknown_cudnn_search_names_the_choices():
+    with pytest.raises(ValueError, match="'fastest': use one of find, get"):
+        select_precision("cpu", cudnn_search="fastest")
 
 
 def test_default_is_fp32_in_onednns_layout():
@@ -156,6 +166,9 @@ def test_cuda_tf32_switches():
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     fast = select_precision("cuda", fast=True)
     assert torch.backends.cuda.matmul.allow_tf32 and fast.channels_last
+    assert torch.backends.cudnn.benchmark
+    heuristic = select_precision("cuda", cudnn_search="get")
+    assert not torch.backends.cudnn.benchmark and heuristic.cudnn_search == "get"
     select_precision("cuda")  # leave the process in fidelity mode
     ref_scores, _ = _run(select_precision("cpu"))
     scores, _ = _run(fast)
