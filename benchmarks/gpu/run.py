@@ -2,7 +2,7 @@
 one GPU, within a fixed time budget, with the seed's figures beside.
 
     bash benchmarks/gpu/run.sh [--smoke] [--out DIR] [--budget SECONDS] [--only S,..] [--skip S,..]
-                               [--fast-graphs]                            # (run.sh calls this)
+                               [--fast-graphs] [--train-flags F] [--fast-flags F]  # (run.sh calls this)
 
 Stages, in order; each is timed, run under a timeout, and skipped ("skipped: budget") when what
 is left of the budget cannot hold it, so the whole run never passes the budget:
@@ -16,23 +16,29 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
   gpu_tests   pytest -m gpu on the test files that have gpu tests (needs CUDA)
   dataset     lmdb_builder mnist --image-size 256 --channels 3 (DIGITS' 25 % split)
   job         trainer new --network googlenet --epochs 2 --lr 0.01 --seed 1
-  train       trainer run solver.prototxt --device cuda --workers cores-2 (fp32, TF32 off);
+  train       trainer run solver.prototxt --device cuda --workers cores-2 (fp32, TF32 off;
+              --train-flags adds trainer flags, e.g. "--fast --cuda-graphs");
               at the budget it is sent SIGINT (the trainer snapshots and stops), then killed
   onnx        converter onnx --job
   bench_cuda, bench_cuda_graph, bench_cpu, bench_tensorrt    inference bench --batch 1,32 --json
               per provider (bench_cuda_graph: --provider cuda --cuda-graph)
   parity      parity.py: ORT CUDA against ORT CPU on 64 val images and 64 random inputs
+  bench_fp16  converter onnx --fp16 (checked against the float32 model on val_db), then
+              inference bench --cuda-graph of it (GPU only)
   train_graphs  a second job, fp32 with --cuda-graphs (trainer/graphs.py), when the budget
               still holds the fp32 time + 20 % (GPU only)
-  train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too), likewise
+  train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too; --fast-flags
+              adds more), likewise
+  profile     profile_step.py: GPU time of one training step (graph replay) against the eager
+              step, the start (cuDNN's search or heuristics) and the top kernels
 
 --smoke checks the script itself on a CPU in about half a minute: LeNet on a 300-image 28x28
 dataset, 3 iterations on the CPU, CPU benchmarks only; its figures are not comparable with the seed.
 
 The out folder gets results.json (rewritten after every stage, so a killed run keeps what
 finished), results.md (the table, also printed last), run.log (every command and its output),
-metrics.csv / training.png of the fp32 run, metrics-graphs.csv and metrics-fast.csv: at most 8
-files. Work files
+metrics.csv / training.png of the main run, metrics-graphs.csv and metrics-fast.csv, profile.json:
+at most 8 files. Work files
 (dataset, jobs, snapshots) go to --work (default /tmp/redigits-gpu-work; a temporary folder,
 removed at the end, for --smoke).
 """
@@ -65,6 +71,7 @@ RESERVE_S = 8.0            # kept back from every stage for writing the results
 
 # The seed DIGITS job (../shared/reference/seed-job) and the goals of the GPU issue.
 SEED = {"train_s": 24 * 60 + 6, "val_accuracy": 0.962, "onnx_batch1_ms": 4.94}
+PROFILED = ("fp32-find", "fast-find", "fast-get")  # profile_step.py's variants
 GOALS = {"train_s": 60.0, "val_accuracy": 0.99, "onnx_batch1_ms": 1.0, "parity_max_abs": 1e-4}
 
 
@@ -102,6 +109,7 @@ class Run:
             "smoke": self.smoke, "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "budget_s": args.budget, "repo": str(REPO), "commit": _commit(), "python": self.py,
             "work": str(self.work), "network": args.network, "fast_graphs": args.fast_graphs,
+            "train_flags": args.train_flags, "fast_flags": args.fast_flags,
             "seed_anchors": SEED, "goals": GOALS,
             "stages": {}}
         self.save()
@@ -380,12 +388,14 @@ class Run:
         self.job_dir, facts = self.new_job(self.args.network)
         r.update(path=str(self.job_dir), **facts)
 
-    def train_argv(self, job: Path, workers: int, fast: bool, graphs: bool = False) -> list:
+    def train_argv(self, job: Path, workers: int, fast: bool, graphs: bool = False,
+                   extra: tuple[str, ...] = ()) -> list:
         argv = [self.py, "-m", "trainer", "run", job / "solver.prototxt", "--device", self.device,
                 "--workers", workers, "--no-progress"]
         if self.smoke:
             argv += ["--max-iter", "3", "--test-iter", "2"]
-        return argv + (["--fast"] if fast else []) + (["--cuda-graphs"] if graphs else [])
+        return (argv + (["--fast"] if fast else []) + (["--cuda-graphs"] if graphs else [])
+                + list(extra))
 
     @property
     def device(self) -> str:
@@ -393,10 +403,10 @@ class Run:
 
     def post_train_need(self) -> float:
         """Seconds kept for export, benchmarks and parity after the fp32 training."""
-        return 35.0 if self.smoke else 6 * self.args.bench_seconds + 115.0
+        return 35.0 if self.smoke else 8 * self.args.bench_seconds + 150.0
 
     def train(self, r: dict, job: Path | None = None, fast: bool = False, limit: float | None = None,
-              graphs: bool = False) -> None:
+              graphs: bool = False, extra: tuple[str, ...] | None = None) -> None:
         self.need_ok("job")
         if self.device.startswith("cuda") and not self.cuda:
             raise Skip("no CUDA")
@@ -406,9 +416,10 @@ class Run:
         if limit < (10 if self.smoke else 30):
             raise Skip(f"budget: {limit:.0f} s for training after keeping {self.post_train_need():.0f} s "
                        "for export and benchmarks")
+        extra = tuple(self.args.train_flags.split()) if extra is None else extra
         r.update(device=self.device, workers=workers, fast=fast, cuda_graphs=graphs,
-                 limit_s=round(limit, 1))
-        res = self.cmd(self.train_argv(job, workers, fast, graphs), limit, interrupt=True)
+                 flags=" ".join(extra), limit_s=round(limit, 1))
+        res = self.cmd(self.train_argv(job, workers, fast, graphs, extra), limit, interrupt=True)
         if res.rc not in (0, 130) and not res.timed_out and res.seconds < 120 and workers > 0 \
                 and self.left() - self.post_train_need() > 60:
             # worker processes (shared memory) are the most fragile part on a new machine
@@ -416,8 +427,8 @@ class Run:
                                   "error": res.error}
             workers = 0
             r["workers"] = 0
-            res = self.cmd(self.train_argv(job, 0, fast, graphs), self.left() - self.post_train_need(),
-                           interrupt=True)
+            res = self.cmd(self.train_argv(job, 0, fast, graphs, extra),
+                           self.left() - self.post_train_need(), interrupt=True)
         r.update(rc=res.rc, wall_s=round(res.seconds, 2), stopped_at_budget=res.interrupted)
         r.update(_train_figures(job, self.results["stages"]["job"], res.seconds))
         if res.rc not in (0, 130) or r.get("iterations_done", 0) == 0:
@@ -438,13 +449,13 @@ class Run:
         _check(res, "converter onnx")
         r.update(path=str(self.model), bytes=self.model.stat().st_size, report=res.stdout.strip()[-400:])
 
-    def bench(self, r: dict, provider: str, graph: bool = False) -> None:
+    def bench(self, r: dict, provider: str, graph: bool = False, model: Path | None = None) -> None:
         self.need_ok("onnx")
         if self.smoke and provider != "cpu":
             raise Skip("smoke: CPU only")
         seconds = self.args.bench_seconds
         batches = "1,32"
-        res = self.cmd([self.py, "-m", "inference", "bench", self.model, "--provider", provider,
+        res = self.cmd([self.py, "-m", "inference", "bench", model or self.model, "--provider", provider,
                         "--batch", batches, "--seconds", seconds, "--json",
                         *(["--cuda-graph"] if graph else [])],
                        90 if provider == "tensorrt" else 60 + 4 * seconds, capture=True)
@@ -491,7 +502,34 @@ class Run:
             raise Skip(f"budget: {self.left():.0f} s left, fp32 took {fp32['wall_s']:.0f} s (+20 %)")
         job, facts = self.new_job(f"{self.args.network}-{name}")
         r["path"] = str(job)
-        self.train(r, job, fast=fast, limit=self.left(), graphs=graphs)
+        extra = tuple(self.args.fast_flags.split()) if fast else ()
+        self.train(r, job, fast=fast, limit=self.left(), graphs=graphs, extra=extra)
+
+    def bench_fp16(self, r: dict) -> None:
+        """The float16 export (converter/half.py) replayed as a CUDA graph."""
+        self.need_ok("onnx")
+        if self.smoke or not self.cuda:
+            raise Skip("needs CUDA")
+        half = self.model.with_name("model-fp16.onnx")
+        res = self.cmd([self.py, "-m", "converter", "onnx", "--job", self.job_dir, "--out", half,
+                        "--fp16", "--calibrate", self.dataset_dir], 180, capture=True)
+        _check(res, "converter onnx --fp16")
+        r.update(path=str(half), bytes=half.stat().st_size, report=res.stdout.strip()[-400:])
+        self.bench(r, "cuda", graph=True, model=half)
+
+    def profile(self, r: dict) -> None:
+        argv = [self.py, HERE / "profile_step.py", "--json"]
+        if self.smoke:
+            argv += ["--network", "lenet", "--batch", "8", "--test-batch", "4", "--steps", "2",
+                     "--device", "cpu"]
+        elif not self.cuda:
+            raise Skip("no CUDA")
+        res = self.cmd(argv, min(240.0, self.left()), capture=True)
+        found = _last_json(res.stdout)
+        if not found:
+            raise RuntimeError(f"profile_step.py exit {res.rc}: {res.error}")
+        (self.out / "profile.json").write_text(json.dumps(found, indent=2))
+        r.update(variants=found.get("variants", []))
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> int:
@@ -508,8 +546,10 @@ class Run:
         s("bench_cpu", 10, lambda r: self.bench(r, "cpu"))
         s("parity", 10, self.parity)
         s("bench_tensorrt", 15, lambda r: self.bench(r, "tensorrt"))
+        s("bench_fp16", 40, self.bench_fp16)
         s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
+        s("profile", 10 if self.smoke else 60, self.profile)
         self.results["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.save()
         table = markdown(self.results)
@@ -761,7 +801,8 @@ def markdown(res: dict) -> str:
             return "-"
         if key.endswith("_ms"):
             return f"{v:.3f} ms" + (meets(b, key, GOALS["onnx_batch1_ms"], True)
-                                    if name == "bench_cuda" else "")
+                                    if name.startswith("bench_cuda") or name == "bench_fp16"
+                                    else "")
         return f"{v:,.0f} images/s"
 
     def parity_cell() -> str:
@@ -770,6 +811,20 @@ def markdown(res: dict) -> str:
             return why("parity") or "-"
         return (f"{p['max_abs']:.2e} / {p.get('rel_l2', 0):.2e}"
                 + meets(p, "max_abs", GOALS["parity_max_abs"], True))
+
+    def profile_cell(variant: str) -> str:
+        rows = [v for v in st.get("profile", {}).get("variants", []) if v["variant"] == variant]
+        if not rows:
+            return why("profile") or "-"
+        v = rows[0]
+        if v.get("error"):
+            return v["error"][:160]
+        kernels = v.get("kernels") or {}
+        return (f"replay {_num(v.get('replay_ms'))} ms, eager {_num(v.get('eager_ms'))} ms, "
+                f"test replay {_num(v.get('test_replay_ms'))} ms, first 3 steps "
+                f"{_num(v.get('start_s'), '{:.1f}')} s"
+                + (f"; kernels {_num(kernels.get('kernel_ms_per_step'))} ms in "
+                   f"{kernels.get('kernels_per_step')}" if kernels.get("kernel_ms_per_step") else ""))
 
     facts = st.get("facts", {})
     cpu = (facts.get("machine_description") or {}).get("cpu") or "CPU"
@@ -790,22 +845,27 @@ def markdown(res: dict) -> str:
             ort_cell += "; after onnxruntime.preload_dlls() it runs"
     seed_train, seed_acc = _dur(SEED["train_s"]), f"{SEED['val_accuracy']}"
     goal_train, goal_acc = f"<= {GOALS['train_s']:.0f} s", f">= {GOALS['val_accuracy']}"
+    main = res.get("train_flags") or "fp32"
+    fast = " ".join(["--fast"] + (["--cuda-graphs"] if res.get("fast_graphs") else [])
+                    + ([res["fast_flags"]] if res.get("fast_flags") else []))
     rows = [
         ("machine", machine, "GPU (DIGITS 6.1, Caffe)", ""),
         ("dataset (MNIST -> LMDB)", dataset, "45,002 / 14,998, 256x256x3", ""),
-        (f"training, {res['network']}, fp32", train_cell("train"), seed_train, goal_train),
-        ("val accuracy, fp32", acc_cell("train"), seed_acc, goal_acc),
+        (f"training, {res['network']}, {main}", train_cell("train"), seed_train, goal_train),
+        (f"val accuracy, {main}", acc_cell("train"), seed_acc, goal_acc),
         ("training, fp32 --cuda-graphs", train_cell("train_graphs"), seed_train, goal_train),
         ("val accuracy, fp32 --cuda-graphs", acc_cell("train_graphs"), seed_acc, goal_acc),
-        ("training, --fast" + (" --cuda-graphs" if res.get("fast_graphs") else ""),
-         train_cell("train_fast"), seed_train, goal_train),
-        ("val accuracy, --fast", acc_cell("train_fast"), seed_acc, goal_acc),
+        (f"training, {fast}", train_cell("train_fast"), seed_train, goal_train),
+        (f"val accuracy, {fast}", acc_cell("train_fast"), seed_acc, goal_acc),
         ("ONNX batch 1 p50, CUDA", bench_cell("bench_cuda", "batch1_p50_ms"),
          f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
         ("ONNX batch 32, CUDA", bench_cell("bench_cuda", "batch32_images_per_s"), "-", ""),
         ("ONNX batch 1 p50, CUDA graph", bench_cell("bench_cuda_graph", "batch1_p50_ms"),
          f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
         ("ONNX batch 32, CUDA graph", bench_cell("bench_cuda_graph", "batch32_images_per_s"), "-", ""),
+        ("ONNX fp16 batch 1 p50, CUDA graph", bench_cell("bench_fp16", "batch1_p50_ms"),
+         f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
+        ("ONNX fp16 batch 32, CUDA graph", bench_cell("bench_fp16", "batch32_images_per_s"), "-", ""),
         ("ONNX batch 1 p50, TensorRT", bench_cell("bench_tensorrt", "batch1_p50_ms"), "-", ""),
         ("ONNX batch 1 p50, CPU", bench_cell("bench_cpu", "batch1_p50_ms"), "-", ""),
         ("ONNX batch 32, CPU", bench_cell("bench_cpu", "batch32_images_per_s"), "-", ""),
@@ -814,7 +874,7 @@ def markdown(res: dict) -> str:
         ("pytest -m gpu", st.get("gpu_tests", {}).get("summary") or why("gpu_tests") or "-", "-",
          "all pass"),
         ("ONNX Runtime GPU provider", ort_cell, "-", ""),
-    ]
+    ] + [(f"train step, {v}", profile_cell(v), "-", "") for v in PROFILED]
     title = "GPU measurement"
     if res["smoke"]:
         title += " — SMOKE (LeNet 28x28 on the CPU, 3 iterations: not comparable with the seed)"
@@ -844,6 +904,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="training device (cuda; cpu for --smoke)")
     parser.add_argument("--fast-graphs", action="store_true",
                         help="train_fast with --cuda-graphs too")
+    parser.add_argument("--train-flags", default="",
+                        help='more trainer-run flags for the train stage, e.g. "--fast --cuda-graphs"')
+    parser.add_argument("--fast-flags", default="",
+                        help='more trainer-run flags for train_fast, e.g. "--cudnn-search get"')
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=set(),
                         help="run only these stages, e.g. setup,facts,gpu_tests")
     parser.add_argument("--skip", type=lambda v: set(v.split(",")), default=set(),

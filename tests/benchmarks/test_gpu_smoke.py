@@ -12,7 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda",
-          "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "train_graphs", "train_fast"]
+          "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "bench_fp16", "train_graphs",
+          "train_fast", "profile"]
 
 
 def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240):
@@ -29,7 +30,7 @@ def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240
 
 @pytest.mark.slow
 def test_smoke_runs_every_stage(tmp_path, mnist_dir):
-    proc, out, results = run_smoke(tmp_path, mnist_dir)
+    proc, out, results = run_smoke(tmp_path, mnist_dir, "--fast-flags", "--cudnn-search get")
     stages = results["stages"]
     assert results["smoke"] is True and results["network"] == "lenet"
     assert list(stages) == STAGES
@@ -64,9 +65,17 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
         assert stages["gpu_tests"]["reason"] == "no CUDA"
     if stages["train_fast"]["status"] == "ok":
         assert stages["train_fast"]["fast"] is True and stages["train_fast"]["iterations_done"] == 3
+        assert stages["train_fast"]["flags"] == "--cudnn-search get" and train["flags"] == ""
+    assert stages["bench_fp16"] == {**stages["bench_fp16"], "status": "skipped",
+                                    "reason": "needs CUDA"}
+    variants = stages["profile"]["variants"]
+    assert [v["variant"] for v in variants] == ["fp32-find", "fast-find", "fast-get"]
+    assert all(v["eager_ms"] > 0 and v["start_s"] >= 0 and "replay_ms" not in v for v in variants)
+    assert json.loads((out / "profile.json").read_text())["variants"] == variants
 
     table = (out / "results.md").read_text()
     assert "SMOKE" in table and "| train | ok |" in table and "24 min 6 s" in table
+    assert "| training, --fast --cudnn-search get |" in table and "| train step, fast-get |" in table
     assert proc.stdout.rstrip().endswith(table.rstrip().splitlines()[-1])   # the table comes last
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8, files                                 # what one device call brings back
