@@ -134,6 +134,24 @@ def share_blobs(train: CaffeNet, test: CaffeNet) -> None:
             setattr(module, blob.attr, tensor)
 
 
+class _SmoothedLoss:
+    """Caffe's UpdateSmoothedLoss: the mean of the last `average_loss` iterations' losses."""
+
+    def __init__(self, average_loss: int, start_iter: int):
+        self.average, self.start = average_loss, start_iter
+        self.losses: list[float] = []
+        self.value = 0.0
+
+    def add(self, iteration: int, loss: float) -> None:
+        if len(self.losses) < self.average:
+            self.losses.append(loss)
+            self.value = (self.value * (len(self.losses) - 1) + loss) / len(self.losses)
+        else:
+            idx = (iteration - self.start) % self.average
+            self.value += (loss - self.losses[idx]) / self.average
+            self.losses[idx] = loss
+
+
 class _Net:
     """One phase's model with its data sources: which source feeds which input blobs, and
     whether DummyData layers fill others (`index`: 0 train, 1 + i test net i)."""
@@ -422,23 +440,37 @@ class Solver:
     def _step(self, iters: int, result: Result) -> None:
         p = self.param
         stop_iter = self.iteration + iters
-        start_iter = self.iteration
-        losses: list[float] = []
-        smoothed = 0.0
+        smoothed = _SmoothedLoss(p.average_loss, self.iteration)
         streams = self._train_streams(self.iteration * p.iter_size)
         tick, tick_iter = time.time(), self.iteration
+        # Reading a loss back waits for the GPU to finish that iteration, and the GPU then idles
+        # while the host prepares the next batch and update. So one process reads iteration
+        # i - 1's loss after queuing iteration i's step and update, and the GPU always has work
+        # (display iterations read at once, as before; a NaN loss is still caught before any
+        # snapshot or test: those read what is pending first). Several processes read each
+        # iteration's loss at once: their flags' all_reduce is per iteration anyway.
+        lag = not self.dist.active
+        pending: tuple[int, list[torch.Tensor]] | None = None
+
+        def settle() -> None:
+            nonlocal pending
+            if pending is not None:
+                self._account(*pending, result, smoothed)
+                pending = None
+
         while self.iteration < stop_iter:
             if not getattr(self.train_step, "captured", False):  # a graph keeps its .grad
                 for _, _, tensor, _ in self.params:
                     tensor.grad = None
             if (p.test_interval and self.iteration % p.test_interval == 0
                     and (self.iteration > 0 or p.test_initialization)):
+                settle()
                 self._test_all(result)
                 if self._stop_requested:
                     break
             display = bool(p.display) and self.iteration % p.display == 0
             torch.manual_seed(_iteration_seed(self.seed, self.dist.rank, self.iteration))
-            loss = 0.0
+            losses = []
             out = None
             for k in range(p.iter_size):
                 batches = {source: next(stream) for source, stream in streams.items()}
@@ -447,28 +479,16 @@ class Solver:
                 with self.forward_model.no_sync() if sync else nullcontext():
                     out = self.train_step(self._inputs(self.train, batches,
                                                        self.iteration * p.iter_size + k))
-                loss += float(out.loss.detach())
-            loss /= p.iter_size
-            result.train_losses[self.iteration] = loss
-            # one collective per iteration: a NaN anywhere, a Ctrl-C anywhere
-            diverged, stop = distributed.any_flags(
-                self.dist, (not math.isfinite(loss), self._stop_requested), self.device)
-            if diverged:
-                self.log("info", NAN_HINT.format(value=g(loss), iteration=self.iteration), level="E")
-                raise TrainingDiverged(NAN_HINT.format(value=g(loss), iteration=self.iteration))
-            # Caffe's UpdateSmoothedLoss
-            if len(losses) < p.average_loss:
-                losses.append(loss)
-                smoothed = (smoothed * (len(losses) - 1) + loss) / len(losses)
-            else:
-                idx = (self.iteration - start_iter) % p.average_loss
-                smoothed += (loss - losses[idx]) / p.average_loss
-                losses[idx] = loss
+                losses.append(out.loss.detach().clone())  # a graph rewrites it at its next replay
+            stop = False
+            if not lag or display:
+                settle()
+                stop = self._account(self.iteration, losses, result, smoothed)
             if display:
                 lapse = time.time() - tick
                 per_s = (self.iteration - tick_iter) / lapse if lapse > 0 else 0.0
                 self.log("iteration", f"Iteration {self.iteration} ({g(per_s)} iter/s, "
-                         f"{g(lapse)}s/{p.display} iters), loss = {g(smoothed)}")
+                         f"{g(lapse)}s/{p.display} iters), loss = {g(smoothed.value)}")
                 tick, tick_iter = time.time(), self.iteration
                 outputs = {name: out.blobs[name].detach().float().reshape(-1).cpu().tolist()
                            for name in self.train.model.outputs}
@@ -480,6 +500,9 @@ class Solver:
                                       self.histories, self.lr_mults, self.decay_mults,
                                       self.iteration, self.current_step)
             self.current_step = step.current_step
+            if lag and not display:
+                settle()  # the last iteration's loss, while the GPU runs this one
+                pending = (self.iteration, losses)
             if display:
                 self.log("lr", f"Iteration {self.iteration}, lr = {g(step.rate)}")
                 self.metrics.add(self.iteration, self.epoch(self.iteration), "lr",
@@ -489,16 +512,38 @@ class Solver:
             result.finished_at[self.iteration - 1] = time.monotonic()
             if self._bar is not None:
                 self._bar.update(1)
-                self._bar.set_postfix(loss=f"{smoothed:.4g}", lr=f"{step.rate:.3g}", refresh=False)
+                self._bar.set_postfix(loss=f"{smoothed.value:.4g}", lr=f"{step.rate:.3g}",
+                                      refresh=False)
             # alone, a Ctrl-C during the update stops now; with peers it waits for the next
             # iteration's all_reduce so that every process stops at the same iteration
             stop = stop or (self._stop_requested and not self.dist.active)
             if (p.snapshot and self.iteration % p.snapshot == 0) or self._snapshot_requested:
+                settle()
                 self._snapshot(result)
             if stop:
                 self._stop_requested = True
                 result.stopped_early = True
                 break
+        settle()
+
+    def _account(self, iteration: int, parts: list[torch.Tensor], result: Result,
+                 smoothed: _SmoothedLoss) -> bool:
+        """Read back `iteration`'s loss (the mean of its iter_size passes), record it, stop
+        with TrainingDiverged when it is not finite on any process, and smooth it. Returns
+        whether any process asked to stop."""
+        loss = 0.0
+        for part in parts:
+            loss += float(part)
+        loss /= len(parts)
+        result.train_losses[iteration] = loss
+        # one collective per iteration: a NaN anywhere, a Ctrl-C anywhere
+        diverged, stop = distributed.any_flags(
+            self.dist, (not math.isfinite(loss), self._stop_requested), self.device)
+        if diverged:
+            self.log("info", NAN_HINT.format(value=g(loss), iteration=iteration), level="E")
+            raise TrainingDiverged(NAN_HINT.format(value=g(loss), iteration=iteration))
+        smoothed.add(iteration, loss)
+        return stop
 
     def _log_outputs(self, kind: str, outputs: dict[str, list[float]],
                      weights: dict[str, float]) -> dict[str, float]:

@@ -384,3 +384,47 @@ def test_test_outputs_are_float64_means_of_each_batch_in_caffes_order(tmp_path, 
             for batch in batches[1:]:
                 total = total + batch[name]
             assert values[name] == (total / 5).tolist()[0], (t, name)
+
+
+def test_losses_read_late_are_the_losses_read_at_once(tmp_path, dataset):
+    """Alone, the solver reads iteration i - 1's loss after queuing iteration i; display
+    iterations read at once. Every loss, the smoothed display and the weights must not care."""
+    folder, _ = dataset
+    common = dict(body=tiny.CONV, transform="scale: 0.01 crop_size: 5 mirror: true", max_iter=17,
+                  test_interval=6, test_iter=2, snapshot=0, average_loss=3)
+    runs = {}
+    for display in (0, 1, 4):
+        solver = Solver(tiny.write_job(tmp_path / f"d{display}", folder, display=display,
+                                       **common), Options(**QUIET))
+        result = solver.solve()
+        runs[display] = (result, [t.detach().clone() for t in solver.train.model.parameters()])
+    for display in (1, 4):
+        result, weights = runs[display]
+        assert result.train_losses == runs[0][0].train_losses and len(result.train_losses) == 17
+        assert result.tests == runs[0][0].tests
+        assert all(torch.equal(a, b) for a, b in zip(weights, runs[0][1]))
+    log = (tmp_path / "d4" / "caffe_output.log").read_text()
+    losses = runs[4][0].train_losses
+    smoothed = (losses[6] + losses[7] + losses[8]) / 3  # Caffe's ring of the last 3, at 8
+    assert re.search(rf"Iteration 8 \(.*\), loss = {smoothed:.6g}\n", log)
+
+
+def test_a_nan_loss_read_late_names_its_iteration_and_never_reaches_a_snapshot(tmp_path, dataset):
+    """A NaN loss is read one iteration late, after its update: the snapshot due right after
+    that update must not be written (Caffe's order: the check, then the update)."""
+    from trainer.solver import TrainingDiverged
+    folder, _ = dataset
+    common = dict(base_lr=1e6, max_iter=60, display=0, test_interval=0, lr_policy="fixed")
+    seen = []
+    solver = Solver(tiny.write_job(tmp_path / "probe", folder, snapshot=0, **common),
+                    Options(**QUIET))
+    solver.train.model.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append(float(out.loss.detach())), with_kwargs=True)
+    with pytest.raises(TrainingDiverged):
+        solver.solve()
+    first = next(i for i, loss in enumerate(seen) if not np.isfinite(loss))
+    assert first >= 2
+    path = tiny.write_job(tmp_path / "j", folder, snapshot=first + 1, **common)
+    with pytest.raises(TrainingDiverged, match=f"at iteration {first}:"):
+        Solver(path, Options(**QUIET)).solve()
+    assert not list((tmp_path / "j").glob("snapshot_iter_*"))
