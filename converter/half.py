@@ -38,9 +38,40 @@ def convert_fp16(fp32: bytes) -> bytes:
         half = convert_float_to_float16(proto, keep_io_types=True)
     except Exception as exc:  # the converter's own errors
         raise ConverterError(f"float16 conversion failed: {type(exc).__name__}: {exc}") from exc
+    # the converter appends the input's Cast after the nodes that read it: ONNX Runtime
+    # accepts that, onnx.checker and stricter consumers do not
+    topological_order(half.graph)
     meta["precision"] = "fp16"
     set_metadata(half, meta)
+    try:
+        onnx.checker.check_model(half, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ConverterError(f"onnx.checker rejects the float16 model: {exc}") from None
     return half.SerializeToString()
+
+
+def topological_order(graph) -> None:
+    """Reorder `graph.node` (an onnx GraphProto) so that every node comes after the nodes
+    whose outputs it reads, keeping the given order where it already does."""
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    waiting, order = list(graph.node), []
+    while waiting:
+        rest = []
+        for node in waiting:
+            if all(name in ready for name in node.input):
+                order.append(node)
+                ready.update(node.output)
+            else:
+                rest.append(node)
+        if len(rest) == len(waiting):
+            names = ", ".join(n.name or n.op_type for n in rest[:5])
+            raise ConverterError(f"the float16 graph has nodes whose inputs nothing makes: {names}")
+        waiting = rest
+    copies = [type(node)() for node in order]
+    for copy, node in zip(copies, order):
+        copy.CopyFrom(node)
+    del graph.node[:]
+    graph.node.extend(copies)
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,17 @@ import re
 import numpy as np
 import onnx
 import pytest
+import torch
+from onnx.reference import ReferenceEvaluator
 from PIL import Image
 
-from converter import ConverterError
+from converter import ConverterError, build_model
 from converter.__main__ import main
 from converter.calibration import CaffeTransform, load_calibration
-from converter.half import export_fp16
+from converter.half import convert_fp16, export_fp16
+from converter.onnx_export import export_onnx
+
+from .util import parse_net
 
 
 @pytest.mark.slow
@@ -113,3 +118,24 @@ def test_fp16_checked_on_cuda_where_a_gpu_is(trained_lenet, mnist_test):
     cuda = [r[0].index for r in Classifier(path, provider="cuda").classify(images)]
     cpu = [r[0].index for r in Classifier(trained_lenet.onnx, provider="cpu").classify(images)]
     assert np.mean(np.equal(cuda, cpu)) >= 0.98
+
+
+@pytest.mark.parametrize("region", ["ACROSS_CHANNELS", "WITHIN_CHANNEL"])
+def test_fp16_lrn_stays_inside_float16_for_large_activations(tmp_path, region):
+    """A trained GoogLeNet's first LRN sees activations of several hundred: x^2 overflows
+    float16 above 256. Evaluated in float16 (ONNX's NumPy reference, no upcasting), the
+    export must stay finite and within float16's precision of float32."""
+    net = parse_net(f'''name: "lrn" input: "data"
+        input_shape {{ dim: 2 dim: 12 dim: 5 dim: 7 }}
+        layer {{ name: "norm" type: "LRN" bottom: "data" top: "norm"
+                lrn_param {{ local_size: 5 alpha: 0.0001 beta: 0.75 norm_region: {region} }} }}''')
+    model = build_model(net).eval()
+    export_onnx(model, tmp_path / "lrn.onnx", output="norm")
+    half = onnx.load_from_string(convert_fp16((tmp_path / "lrn.onnx").read_bytes()))
+    onnx.checker.check_model(half, full_check=True)    # topologically sorted, valid
+    assert any(n.op_type == "Mul" for n in half.graph.node)
+    x = np.random.default_rng(3).uniform(-1500, 1500, (2, 12, 5, 7)).astype(np.float32)
+    got = ReferenceEvaluator(half).run(None, {"data": x})[0]
+    want = model(data=torch.from_numpy(x)).blobs["norm"].detach().numpy()
+    assert np.isfinite(got).all()
+    assert np.abs(got - want).max() <= 4e-3 * np.abs(want).max()
