@@ -10,6 +10,12 @@ unchanged. Values beyond float16's range are clamped to +-65504 and tiny ones to
 +-5.96e-8 (its smallest subnormal); a Caffe net's mean-subtracted pixels (|x| <= 255) and
 trained weights are far inside it.
 
+Before that, a range check that needs no GPU: the fp32 model runs on the check images with
+max |v| of every float tensor it computes, and a tensor beyond float16's largest value (65504)
+stops the export naming its node: on a GPU that tensor would be infinite. The agreement check
+alone cannot see it on a CPU, where ONNX Runtime computes float16 ops without float16 kernels
+in float32 (GoogLeNet's LRN squares overflowed on an H200 and agreed on the CPU).
+
 The self-check (agreement.py) runs the fp16 model where ONNX Runtime can: on CUDA where an
 NVIDIA GPU is present (the machine the file is for), else, or when CUDA fails, on the CPU
 provider (ONNX Runtime 1.31 runs the float16 graphs of our exports there: LeNet, GoogLeNet's
@@ -21,6 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from . import agreement
 from .agreement import MIN_AGREEMENT, Agreement, require, session, top1_agreement
 from .calibration import CalibrationSet
 from .errors import ConverterError
@@ -101,9 +110,50 @@ def runnable_session(data: bytes):
     return None, "; ".join(reasons) or "no ONNX Runtime provider"
 
 
+FLOAT16_MAX = 65504.0
+
+
+def float16_overflows(fp32: bytes, images: np.ndarray, batch: int = 16
+                      ) -> list[tuple[str, str, float]]:
+    """(node, output, max |value|) for each float tensor the fp32 model computes on `images`
+    beyond float16's range, largest first: Abs and ReduceMax of every float node output are
+    added as graph outputs, so only one number per tensor and batch comes back."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.shape_inference.infer_shapes(onnx.load_from_string(fp32))
+    floats = {v.name for v in model.graph.value_info
+              if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    floats |= {v.name for v in model.graph.output if v.type.tensor_type.elem_type == TensorProto.FLOAT}
+    made_by = {out: node for node in model.graph.node for out in node.output if out in floats}
+    for i, name in enumerate(made_by):
+        model.graph.node.extend([
+            helper.make_node("Abs", [name], [f"_abs{i}"]),
+            helper.make_node("ReduceMax", [f"_abs{i}"], [f"_peak{i}"], keepdims=0)])
+        model.graph.output.append(helper.make_tensor_value_info(f"_peak{i}", TensorProto.FLOAT, []))
+    sess = agreement.session(model.SerializeToString())  # float32 on the CPU
+    peaks = [f"_peak{i}" for i in range(len(made_by))]
+    first = sess.get_inputs()[0].name
+    worst = np.zeros(len(peaks))
+    for start in range(0, len(images), batch):
+        values = sess.run(peaks, {first: images[start:start + batch]})
+        worst = np.maximum(worst, [float(v) for v in values])
+    found = [(made_by[name].name or made_by[name].op_type, name, float(peak))
+             for name, peak in zip(made_by, worst) if not peak <= FLOAT16_MAX]
+    return sorted(found, key=lambda f: -f[2] if np.isfinite(f[2]) else -np.inf)
+
+
 def export_fp16(fp32: bytes, check: CalibrationSet, minimum: float = MIN_AGREEMENT,
                 where=None) -> HalfResult:
-    """Convert, then check top-1 agreement on `check` where a provider can run float16."""
+    """Check float16's range, convert, then check top-1 agreement on `check` where a
+    provider can run float16."""
+    over = float16_overflows(fp32, check.images)
+    if over:
+        named = "; ".join(f"node '{node}' ({name}) reaches {peak:.4g}"
+                          for node, name, peak in over[:3])
+        raise ConverterError(f"float16 cannot hold this model's values on {check.describe()}: "
+                             f"{named} (float16's largest is 65504); nothing was written, keep "
+                             "the fp32 model", where)
     data = convert_fp16(fp32)
     sess, reason = runnable_session(data)
     if sess is None:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from converter import ConverterError, build_model
 from converter.__main__ import main
-from converter.calibration import CaffeTransform, load_calibration
+from converter.calibration import CaffeTransform, CalibrationSet, load_calibration
 from converter.half import convert_fp16, export_fp16
 from converter.onnx_export import export_onnx
 
@@ -100,6 +100,24 @@ def test_fp16_check_refuses_a_model_that_disagrees(trained_lenet, monkeypatch):
     message = str(caught.value)
     rate = float(re.search(r"fp16 vs fp32 top-1 agreement ([\d.]+) % \((\d+)/120", message).group(1))
     assert rate < 99.0 and "lenet-fp16.onnx" in message and "nothing was written" in message
+
+
+def test_fp16_export_refuses_values_beyond_float16_naming_the_node(trained_lenet, monkeypatch):
+    """Inputs 100,000 times too large push LeNet's conv outputs past
+    65504: the range check stops the export naming the node, though ONNX Runtime's CPU
+    provider (float32 inside) would have agreed; the agreement check is never reached."""
+    import converter.half as half
+    good = _check_set(trained_lenet)
+    large = CalibrationSet(good.images * 100_000, good.labels, good.source, good.total)
+    monkeypatch.setattr(half, "top1_agreement", lambda *a, **k: pytest.fail("not reached"))
+    with pytest.raises(ConverterError) as caught:
+        export_fp16(trained_lenet.onnx.read_bytes(), large, where="lenet-fp16.onnx")
+    message = str(caught.value)
+    peaks = [float(v) for v in re.findall(r"node '/model/\w+/\w+' \(\S+\) reaches ([\d.e+]+)",
+                                           message)]
+    assert len(peaks) == 3 and peaks == sorted(peaks, reverse=True) and peaks[-1] > 65504, message
+    assert "65504" in message and "nothing was written" in message
+    assert half.float16_overflows(trained_lenet.onnx.read_bytes(), good.images) == []
 
 
 @pytest.mark.gpu
