@@ -25,17 +25,19 @@ class GraphRunner:
     """`runner.run(x) -> outputs` for x of shape (batch, *input_shape), replayed as a CUDA graph."""
 
     def __init__(self, model: bytes, batch: int, output: str | None = None, device_id: int = 0,
-                 where: str | None = None):
+                 where: str | None = None, options: dict[str, str] | None = None):
+        """`options`: more CUDA provider options, over the defaults (benchmarks/gpu/
+        ort_variants.py measures e.g. {"prefer_nhwc": "1"} or {"use_tf32": "1"})."""
         import onnxruntime as ort
         if PROVIDERS["cuda"] not in ort.get_available_providers():
             raise InferenceError("CUDA graphs need onnxruntime-gpu (no CUDAExecutionProvider "
                                  "in this build)", where)
         _preload_cuda_libraries(ort)
-        options = {"device_id": str(device_id), "enable_cuda_graph": "1", "use_tf32": "0",
-                   "cudnn_conv_algo_search": "EXHAUSTIVE"}
+        chosen = {"device_id": str(device_id), "enable_cuda_graph": "1", "use_tf32": "0",
+                  "cudnn_conv_algo_search": "EXHAUSTIVE", **(options or {})}
         try:
             self.session = ort.InferenceSession(model, session_options(),
-                                                providers=[(PROVIDERS["cuda"], options)])
+                                                providers=[(PROVIDERS["cuda"], chosen)])
         except Exception as exc:  # ORT's own exception types
             raise InferenceError(f"CUDA graph session: {exc}", where) from None
         first = self.session.get_inputs()[0]

@@ -25,6 +25,8 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
   parity      parity.py: ORT CUDA against ORT CPU on 64 val images and 64 random inputs
   bench_fp16  converter onnx --fp16 (checked against the float32 model on val_db), then
               inference bench --cuda-graph of it (GPU only)
+  ort_variants  ort_variants.py: batch 1 as a CUDA graph with TF32, NHWC kernels and the fp16
+              model, each against the CPU's outputs
   train_graphs  a second job, fp32 with --cuda-graphs (trainer/graphs.py), when the budget
               still holds the fp32 time + 20 % (GPU only)
   train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too; --fast-flags
@@ -511,11 +513,26 @@ class Run:
         if self.smoke or not self.cuda:
             raise Skip("needs CUDA")
         half = self.model.with_name("model-fp16.onnx")
+        self.half = None
         res = self.cmd([self.py, "-m", "converter", "onnx", "--job", self.job_dir, "--out", half,
                         "--fp16", "--calibrate", self.dataset_dir], 180, capture=True)
         _check(res, "converter onnx --fp16")
         r.update(path=str(half), bytes=half.stat().st_size, report=res.stdout.strip()[-400:])
+        self.half = half
         self.bench(r, "cuda", graph=True, model=half)
+
+    def ort_variants(self, r: dict) -> None:
+        """ort_variants.py: batch-1 latency under other CUDA provider options (TF32, NHWC)
+        and of the fp16 export, each as a CUDA graph, with its difference from the CPU."""
+        self.need_ok("onnx")
+        half = getattr(self, "half", None)
+        res = self.cmd([self.py, HERE / "ort_variants.py", self.model, "--json",
+                        "--seconds", min(2.0, self.args.bench_seconds),
+                        *(["--fp16", half] if half else [])], 120, capture=True)
+        found = _last_json(res.stdout)
+        if not found:
+            raise RuntimeError(f"ort_variants.py exit {res.rc}: {res.error}")
+        r.update(variants=found["variants"])
 
     def profile(self, r: dict) -> None:
         argv = [self.py, HERE / "profile_step.py", "--json"]
@@ -547,6 +564,7 @@ class Run:
         s("parity", 10, self.parity)
         s("bench_tensorrt", 15, lambda r: self.bench(r, "tensorrt"))
         s("bench_fp16", 40, self.bench_fp16)
+        s("ort_variants", 10 if self.smoke else 30, self.ort_variants)
         s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
         s("profile", 10 if self.smoke else 60, self.profile)
@@ -812,6 +830,13 @@ def markdown(res: dict) -> str:
         return (f"{p['max_abs']:.2e} / {p.get('rel_l2', 0):.2e}"
                 + meets(p, "max_abs", GOALS["parity_max_abs"], True))
 
+    def variant_cell(v: dict) -> str:
+        if v.get("error"):
+            return v["error"][:160]
+        return (f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f}), max abs vs CPU "
+                f"{v['max_abs_vs_cpu']:.1e}" + (" ✓" if v["p50_ms"] < GOALS["onnx_batch1_ms"]
+                                                  else " ✗"))
+
     def profile_cell(variant: str) -> str:
         rows = [v for v in st.get("profile", {}).get("variants", []) if v["variant"] == variant]
         if not rows:
@@ -874,7 +899,9 @@ def markdown(res: dict) -> str:
         ("pytest -m gpu", st.get("gpu_tests", {}).get("summary") or why("gpu_tests") or "-", "-",
          "all pass"),
         ("ONNX Runtime GPU provider", ort_cell, "-", ""),
-    ] + [(f"train step, {v}", profile_cell(v), "-", "") for v in PROFILED]
+    ] + [(f"ONNX batch 1 p50, CUDA graph, {v['variant']}", variant_cell(v), "4.94 ms", "< 1 ms")
+         for v in st.get("ort_variants", {}).get("variants", [])
+         ] + [(f"train step, {v}", profile_cell(v), "-", "") for v in PROFILED]
     title = "GPU measurement"
     if res["smoke"]:
         title += " — SMOKE (LeNet 28x28 on the CPU, 3 iterations: not comparable with the seed)"

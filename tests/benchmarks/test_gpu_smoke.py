@@ -12,8 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda",
-          "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "bench_fp16", "train_graphs",
-          "train_fast", "profile"]
+          "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "bench_fp16", "ort_variants",
+          "train_graphs", "train_fast", "profile"]
 
 
 def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240):
@@ -68,6 +68,11 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
         assert stages["train_fast"]["flags"] == "--cudnn-search get" and train["flags"] == ""
     assert stages["bench_fp16"] == {**stages["bench_fp16"], "status": "skipped",
                                     "reason": "needs CUDA"}
+    ort = stages["ort_variants"]
+    assert ort["status"] == "ok" and [v["variant"] for v in ort["variants"]] == [
+        "fp32", "fp32-tf32", "fp32-nhwc", "fp16", "fp16-nhwc"]
+    if not stages["parity"]["status"] == "ok":                    # no GPU here
+        assert all(v["error"] == "no NVIDIA GPU here" for v in ort["variants"])
     variants = stages["profile"]["variants"]
     assert [v["variant"] for v in variants] == ["fp32-find", "fast-find", "fast-get"]
     assert all(v["eager_ms"] > 0 and v["start_s"] >= 0 and "replay_ms" not in v for v in variants)

@@ -151,13 +151,14 @@ def test_cuda_classifier_gives_the_cpu_top5(job):
     compare_classifiers(job / "model.onnx", "cuda", "cpu", check_images())
 
 
-@pytest.mark.parametrize("batch", [1, 3])
-def test_cuda_graph_replays_give_the_cpu_outputs(job, batch):
+@pytest.mark.parametrize("batch, options", [(1, None), (3, None), (2, {"prefer_nhwc": "1"})])
+def test_cuda_graph_replays_give_the_cpu_outputs(job, batch, options):
     """inference.cuda_graph: the first run is the capture, later ones replay it with new input
-    copied into the bound buffer; every replay must compute on its own input."""
+    copied into the bound buffer; every replay must compute on its own input. Provider options
+    (here ONNX Runtime's NHWC kernels, one of ort_variants.py's) keep the float32 outputs."""
     from inference.cuda_graph import GraphRunner
     model = (job / "model.onnx").read_bytes()
-    runner = GraphRunner(model, batch)
+    runner = GraphRunner(model, batch, options=options)
     cpu = open_session(model, provider="cpu").session
     name = cpu.get_inputs()[0].name
     rng = np.random.default_rng(21 + batch)

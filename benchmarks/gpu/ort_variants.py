@@ -1,0 +1,99 @@
+"""Batch-1 latency of one ONNX model under several ONNX Runtime CUDA configurations, each
+replayed as a CUDA graph (inference.cuda_graph.GraphRunner), with its outputs against the CPU's.
+
+    python benchmarks/gpu/ort_variants.py MODEL.onnx [--fp16 MODEL-fp16.onnx] [--seconds 2]
+                                          [--batch 1] [--json]
+
+Variants (CUDA provider options over GraphRunner's defaults: cuDNN's exhaustive search, TF32
+off, Caffe's float32):
+
+    fp32            the defaults
+    fp32-tf32       use_tf32=1 (TensorFloat-32 convolutions: 10 mantissa bits)
+    fp32-nhwc       prefer_nhwc=1 (ONNX Runtime's channels-last kernels)
+    fp16, fp16-nhwc the --fp16 model (converter onnx --fp16), as is and with prefer_nhwc=1
+
+For each: p50 / p99 milliseconds of run() (host input -> replay -> host output) over `seconds`,
+and the largest absolute difference of its probabilities from ONNX Runtime's CPU provider on
+8 seeded N(0, 50) inputs. A variant that fails records its error and the others go on. Without
+an NVIDIA GPU every variant says so (the script still runs, e.g. in CI's smoke).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+VARIANTS = {"fp32": ("fp32", {}), "fp32-tf32": ("fp32", {"use_tf32": "1"}),
+            "fp32-nhwc": ("fp32", {"prefer_nhwc": "1"}), "fp16": ("fp16", {}),
+            "fp16-nhwc": ("fp16", {"prefer_nhwc": "1"})}
+
+
+def measure(model: bytes, reference, options: dict, batch: int, seconds: float) -> dict:
+    """One variant: latency percentiles and the max abs difference from `reference` (CPU)."""
+    from inference.cuda_graph import GraphRunner
+    runner = GraphRunner(model, batch, options=options)
+    name = reference.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(8):
+        x = rng.normal(0, 50, runner.shape).astype(np.float32)
+        cpu = reference.run([runner.output_name], {name: x})[0]
+        worst = max(worst, float(np.abs(runner.run(x) - cpu).max()))
+    x = rng.normal(0, 50, runner.shape).astype(np.float32)
+    for _ in range(10):
+        runner.run(x)
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 20:
+        t0 = time.perf_counter()
+        runner.run(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": round(float(np.percentile(times, 50)), 4),
+            "p99_ms": round(float(np.percentile(times, 99)), 4), "runs": len(times),
+            "max_abs_vs_cpu": worst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--fp16", type=Path, help="the model's fp16 export")
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    from converter.agreement import session
+    from inference.providers import gpu_present
+    models = {"fp32": args.model.read_bytes(),
+              "fp16": args.fp16.read_bytes() if args.fp16 else None}
+    reference = session(models["fp32"])
+    rows = []
+    for variant, (which, options) in VARIANTS.items():
+        row = {"variant": variant, "options": options}
+        if not gpu_present():
+            row["error"] = "no NVIDIA GPU here"
+        elif models[which] is None:
+            row["error"] = "no --fp16 model given"
+        else:
+            try:
+                row.update(measure(models[which], reference, options, args.batch, args.seconds))
+            except Exception as exc:  # noqa: BLE001 - each variant's own failure is a result
+                row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"[:300]
+        rows.append(row)
+    report = {"model": str(args.model), "fp16": str(args.fp16) if args.fp16 else None,
+              "batch": args.batch, "variants": rows}
+    print(json.dumps(report, indent=2) if args.json else
+          "\n".join(f"{r['variant']}: " + (r.get("error") or f"p50 {r['p50_ms']} ms, max abs "
+                                           f"{r['max_abs_vs_cpu']:.2e}") for r in rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
