@@ -17,7 +17,10 @@ train_val of the network with seeded random inputs:
 `trainer run` on the same machine spends (1 / iter/s) per iteration: the difference from
 replay_ms is the host's share (data, update, the loss read-back). Then, for the --fast variant
 with cuDNN's search, torch.profiler over 5 eager steps: GPU kernel time per step and the kernels
-that take most of it (self time, grouped by name). On a CPU the replays and kernels are left out.
+that take most of it (self time, grouped by name); and each MAX pooling layer's forward +
+backward at its training shape in bf16 three ways: channels_last (as --fast runs it), NCHW, and
+NCHW between two layout copies (what running pooling in NCHW inside a channels_last net would
+cost). On a CPU the replays, kernels and pooling are left out.
 Prints JSON (--json) or a short text.
 """
 from __future__ import annotations
@@ -103,12 +106,62 @@ def measure(variant: str, network: str, batch: int, test_batch: int, steps: int,
         with torch.no_grad():
             row["test_replay_ms"] = round(_replay_ms(StepGraph(test, precision, train=False),
                                                      test_inputs, steps), 3)
-    if variant == "fast-find":
-        try:
-            row["kernels"] = _kernels(eager, dev, 5)
-        except Exception as exc:  # noqa: BLE001 - the profiler's own failures; keep the times
-            row["kernels"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    if variant == "fast-find" and dev.type == "cuda":
+        for key, work in (("kernels", lambda: _kernels(eager, dev, 5)),
+                          ("pools", lambda: _pools(model, inputs, precision))):
+            try:
+                row[key] = work()
+            except Exception as exc:  # noqa: BLE001 - keep the times measured above
+                row[key] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return row
+
+
+def _pools(model, inputs: dict, precision, reps: int = 20) -> dict:
+    """Forward + backward milliseconds of each MAX pooling layer at its training shape, bf16,
+    by CUDA events, in three layouts (module docstring)."""
+    import torch
+    from converter.layers.pooling import CaffePooling
+    from prototxt import caffe_pb2
+    pools = {name: m for name, m in model.named_modules()
+             if isinstance(m, CaffePooling) and m.method == caffe_pb2.PoolingParameter.MAX}
+    shapes: dict[str, tuple] = {}
+
+    def seen(name: str):
+        def hook(module, args) -> None:  # None: the arguments go on unchanged
+            shapes.setdefault(name, tuple(args[0].shape))
+        return hook
+    hooks = [m.register_forward_pre_hook(seen(name)) for name, m in pools.items()]
+    with torch.no_grad(), precision.autocast():
+        model(**inputs)
+    for hook in hooks:
+        hook.remove()
+    last = torch.channels_last
+    layouts = {"channels_last": (last, lambda m, x: m(x)),
+               "nchw": (torch.contiguous_format, lambda m, x: m(x)),
+               "nchw_converted": (last, lambda m, x: m(x.contiguous()).contiguous(memory_format=last))}
+    rows, totals = [], dict.fromkeys(layouts, 0.0)
+    for name, shape in shapes.items():
+        row = {"layer": name, "shape": list(shape)}
+        for layout, (fmt, run) in layouts.items():
+            x = torch.randn(shape, device=precision.device, dtype=torch.bfloat16)
+            x = x.contiguous(memory_format=fmt).requires_grad_()
+            grad = torch.randn_like(run(pools[name], x))
+
+            def step() -> None:
+                x.grad = None
+                run(pools[name], x).backward(grad)
+            for _ in range(3):
+                step()
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(reps):
+                step()
+            end.record()
+            end.synchronize()
+            row[f"{layout}_ms"] = round(start.elapsed_time(end) / reps, 4)
+            totals[layout] += row[f"{layout}_ms"]
+        rows.append(row)
+    return {"layers": rows, "total_ms": {k: round(v, 3) for k, v in totals.items()}}
 
 
 def _kernels(step, device, steps: int, top: int = 25) -> dict:
