@@ -131,7 +131,8 @@ def float16_overflows(fp32: bytes, images: np.ndarray, batch: int = 16
             helper.make_node("Abs", [name], [f"_abs{i}"]),
             helper.make_node("ReduceMax", [f"_abs{i}"], [f"_peak{i}"], keepdims=0)])
         model.graph.output.append(helper.make_tensor_value_info(f"_peak{i}", TensorProto.FLOAT, []))
-    sess = agreement.session(model.SerializeToString())  # float32 on the CPU
+    # float32 on the CPU, always (not this module's `session`, which serves the fp16 model)
+    sess = agreement.session(model.SerializeToString())
     peaks = [f"_peak{i}" for i in range(len(made_by))]
     first = sess.get_inputs()[0].name
     worst = np.zeros(len(peaks))
@@ -140,7 +141,7 @@ def float16_overflows(fp32: bytes, images: np.ndarray, batch: int = 16
         worst = np.maximum(worst, [float(v) for v in values])
     found = [(made_by[name].name or made_by[name].op_type, name, float(peak))
              for name, peak in zip(made_by, worst) if not peak <= FLOAT16_MAX]
-    return sorted(found, key=lambda f: -f[2] if np.isfinite(f[2]) else -np.inf)
+    return sorted(found, key=lambda f: f[2] if np.isfinite(f[2]) else np.inf, reverse=True)
 
 
 def export_fp16(fp32: bytes, check: CalibrationSet, minimum: float = MIN_AGREEMENT,

@@ -110,7 +110,7 @@ class Precision:
     dtype: torch.dtype | None = None  # autocast dtype; None: plain float32
     channels_last: bool = False
     note: str = ""  # why (e.g. "avx512_bf16", "this CPU has no native bf16")
-    cudnn_search: str = "find"  # CUDA: "find" times every algorithm per shape, "get" asks
+    cudnn_search: str = "find"  # CUDA: "find" times every algorithm per shape, "get" asks cuDNN
 
     def autocast(self, cache: bool = True) -> ContextManager:
         """The context for the forward pass (and loss); a no-op in float32. `cache=False`

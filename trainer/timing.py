@@ -298,7 +298,8 @@ def time_net(net: CaffeNet | NetParameter | str | os.PathLike, iterations: int =
     """
     if iterations < 1:
         raise ValueError(f"iterations must be at least 1, not {iterations}")
-    precision: Precision = select_precision(device, fast, cudnn_search=cudnn_search)  # a bad device fails before building
+    # a bad device fails before building
+    precision: Precision = select_precision(device, fast, cudnn_search=cudnn_search)
     if isinstance(net, CaffeNet):
         model = net
     else:

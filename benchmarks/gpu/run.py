@@ -107,6 +107,7 @@ class Run:
         self.cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg")
         self.cuda = False
+        self.half: Path | None = None  # the fp16 export, once bench_fp16 has made it
         self.results: dict = {
             "smoke": self.smoke, "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "budget_s": args.budget, "repo": str(REPO), "commit": _commit(), "python": self.py,
@@ -513,7 +514,6 @@ class Run:
         if self.smoke or not self.cuda:
             raise Skip("needs CUDA")
         half = self.model.with_name("model-fp16.onnx")
-        self.half = None
         res = self.cmd([self.py, "-m", "converter", "onnx", "--job", self.job_dir, "--out", half,
                         "--fp16", "--calibrate", self.dataset_dir], 180, capture=True)
         _check(res, "converter onnx --fp16")
@@ -525,10 +525,9 @@ class Run:
         """ort_variants.py: batch-1 latency under other CUDA provider options (TF32, NHWC)
         and of the fp16 export, each as a CUDA graph, with its difference from the CPU."""
         self.need_ok("onnx")
-        half = getattr(self, "half", None)
         res = self.cmd([self.py, HERE / "ort_variants.py", self.model, "--json",
                         "--seconds", min(2.0, self.args.bench_seconds),
-                        *(["--fp16", half] if half else [])], 120, capture=True)
+                        *(["--fp16", self.half] if self.half else [])], 120, capture=True)
         found = _last_json(res.stdout)
         if not found:
             raise RuntimeError(f"ort_variants.py exit {res.rc}: {res.error}")
