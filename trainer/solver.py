@@ -97,6 +97,8 @@ class Result:
     seconds: float
     finished_at: dict[int, float] = field(default_factory=dict)  # iteration -> time.monotonic()
     stop_signal: int | None = None              # SIGINT or SIGTERM that stopped the run
+    # seconds the training loop waited for batches ("data") and for the GPU's loss ("gpu")
+    waits: dict[str, float] = field(default_factory=lambda: {"data": 0.0, "gpu": 0.0})
 
 
 def _seed(solver: caffe_pb2.SolverParameter) -> tuple[int, bool]:
@@ -372,6 +374,13 @@ class Solver:
         self._bar = self._progress(start_iter)
         try:
             self._step(self.param.max_iter - self.iteration, result)
+            if self.iteration > start_iter:
+                # where the loop's time went besides its own work: the data path, or the GPU
+                done = self.iteration - start_iter
+                self.log("info", "Waited per training iteration: "
+                         f"{1000 * result.waits['data'] / done:.3g} ms for batches, "
+                         f"{1000 * result.waits['gpu'] / done:.3g} ms for the device "
+                         f"(loss read-back), over {done} iterations")
             if self.param.snapshot_after_train and (
                     not self.param.snapshot or self.iteration % self.param.snapshot != 0):
                 self._snapshot(result)
@@ -473,7 +482,9 @@ class Solver:
             losses = []
             out = None
             for k in range(p.iter_size):
+                waited = time.perf_counter()
                 batches = {source: next(stream) for source, stream in streams.items()}
+                result.waits["data"] += time.perf_counter() - waited
                 sync = (self.dist.active and k < p.iter_size - 1
                         and hasattr(self.forward_model, "no_sync"))
                 with self.forward_model.no_sync() if sync else nullcontext():
@@ -532,8 +543,10 @@ class Solver:
         with TrainingDiverged when it is not finite on any process, and smooth it. Returns
         whether any process asked to stop."""
         loss = 0.0
+        waited = time.perf_counter()
         for part in parts:
-            loss += float(part)
+            loss += float(part)  # waits for the GPU to finish that iteration
+        result.waits["gpu"] += time.perf_counter() - waited
         loss /= len(parts)
         result.train_losses[iteration] = loss
         # one collective per iteration: a NaN anywhere, a Ctrl-C anywhere

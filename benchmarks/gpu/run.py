@@ -746,6 +746,10 @@ def _train_figures(job: Path, job_stage: dict, wall: float) -> dict:
         if rates and batch:
             figures["iter_per_s_median"] = round(statistics.median(rates), 3)
             figures["images_per_s_steady"] = round(statistics.median(rates) * batch, 1)
+        waits = re.findall(r"Waited per training iteration: ([\d.e+-]+) ms for batches, "
+                           r"([\d.e+-]+) ms for the device", text)
+        if waits:
+            figures["wait_data_ms"], figures["wait_device_ms"] = map(float, waits[-1])
     return figures
 
 
@@ -796,6 +800,9 @@ def markdown(res: dict) -> str:
             extra.append(f"{t['images_per_s_wall']:.0f} img/s whole run")
         if t.get("images_per_s_steady"):
             extra.append(f"{t['images_per_s_steady']:.0f} img/s steady")
+        if t.get("wait_data_ms") is not None:
+            extra.append(f"waits per iteration: data {t['wait_data_ms']:.2g} ms, device "
+                         f"{t['wait_device_ms']:.2g} ms")
         if t.get("stopped_at_budget"):
             extra.append(f"stopped at the budget, iteration {t.get('iterations_done')}")
         cell = _dur(t.get("wall_s")) + (f" ({', '.join(extra)})" if extra else "")

@@ -46,6 +46,7 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     assert train["status"] == "ok" and train["rc"] == 0 and train["device"] == "cpu"
     assert train["iterations_done"] == 3 and train["wall_s"] > 0 and train["images_per_s_wall"] > 0
     assert train["accuracy_output"] == "accuracy" and train["val_tests"]
+    assert train["wait_data_ms"] >= 0 and train["wait_device_ms"] >= 0
     assert 0.0 <= train["final_val_accuracy"] <= 1.0
     assert (out / "metrics.csv").is_file() and (out / "training.png").is_file()
 

@@ -185,6 +185,10 @@ def test_caffe_log_lines_and_metrics(tmp_path, dataset):
     assert re.fullmatch(r"    Test net output #1: loss = [\d.e-]+ \(\* 1 = [\d.e-]+ loss\)", tests[1])
     assert "Snapshotting to binary proto file " + str(tmp_path / "j" / "snapshot_iter_10.caffemodel") in messages
     assert messages[-1] == "Optimization Done."
+    waits = [m for m in messages if m.startswith("Waited per training iteration: ")]
+    assert len(waits) == 1 and re.fullmatch(r"Waited per training iteration: [\d.e-]+ ms for "
+                                            r"batches, [\d.e-]+ ms for the device \(loss "
+                                            r"read-back\), over 20 iterations", waits[0])
     csv = (tmp_path / "j" / "metrics.csv").read_text().splitlines()
     assert csv[0] == "iteration,epoch,phase,name,value"
     rows = [r.split(",") for r in csv[1:]]
