@@ -56,9 +56,11 @@ def predict(sess, images: np.ndarray, batch: int = BATCH) -> np.ndarray:
 
 
 def top1_agreement(kind: str, reference: bytes, candidate, images: np.ndarray, labels: np.ndarray,
-                   source: str, provider: str = "CPUExecutionProvider") -> Agreement:
-    """Agreement of `candidate` (bytes, or a session already made) with the fp32 `reference`."""
-    ours = predict(session(reference), images)
+                   source: str, provider: str = "CPUExecutionProvider",
+                   reference_top1: np.ndarray | None = None) -> Agreement:
+    """Agreement of `candidate` (bytes, or a session already made) with the fp32 `reference`
+    (whose top-1 classes on `images` may be given, when they were computed already)."""
+    ours = predict(session(reference), images) if reference_top1 is None else reference_top1
     sess = candidate if not isinstance(candidate, bytes) else session(candidate, provider)
     theirs = predict(sess, images)
     return Agreement(kind, len(images), int((ours == theirs).sum()), int((ours == labels).sum()),

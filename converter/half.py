@@ -12,8 +12,9 @@ trained weights are far inside it.
 
 Before that, a range check that needs no GPU: the fp32 model runs on the check images with
 max |v| of every float tensor it computes, and a tensor beyond float16's largest value (65504)
-stops the export naming its node: on a GPU that tensor would be infinite. The agreement check
-alone cannot see it on a CPU, where ONNX Runtime computes float16 ops without float16 kernels
+stops the export naming its node: on a GPU that tensor would be infinite (the same pass gives
+the agreement check its fp32 classes, so the fp32 model runs once). The agreement check alone
+cannot see it on a CPU, where ONNX Runtime computes float16 ops without float16 kernels
 in float32 (GoogLeNet's LRN squares overflowed on an H200 and agreed on the CPU).
 
 The self-check (agreement.py) runs the fp16 model where ONNX Runtime can: on CUDA where an
@@ -113,11 +114,17 @@ def runnable_session(data: bytes):
 FLOAT16_MAX = 65504.0
 
 
-def float16_overflows(fp32: bytes, images: np.ndarray, batch: int = 16
-                      ) -> list[tuple[str, str, float]]:
-    """(node, output, max |value|) for each float tensor the fp32 model computes on `images`
-    beyond float16's range, largest first: Abs and ReduceMax of every float node output are
-    added as graph outputs, so only one number per tensor and batch comes back."""
+@dataclass(frozen=True)
+class RangeCheck:
+    over: list[tuple[str, str, float]]  # (node, output, max |value|) beyond float16, largest first
+    top1: np.ndarray                    # the fp32 model's class per image (its first output)
+
+
+def float16_range(fp32: bytes, images: np.ndarray, batch: int = 16) -> RangeCheck:
+    """The float tensors the fp32 model computes on `images` beyond float16's range, and its
+    top-1 classes there (the agreement check's reference, from the same pass): Abs and
+    ReduceMax of every float node output are added as graph outputs, so only one number per
+    tensor and batch comes back."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -134,24 +141,27 @@ def float16_overflows(fp32: bytes, images: np.ndarray, batch: int = 16
     # float32 on the CPU, always (not this module's `session`, which serves the fp16 model)
     sess = agreement.session(model.SerializeToString())
     peaks = [f"_peak{i}" for i in range(len(made_by))]
-    first = sess.get_inputs()[0].name
+    first, scores = sess.get_inputs()[0].name, sess.get_outputs()[0].name
     worst = np.zeros(len(peaks))
+    top1 = []
     for start in range(0, len(images), batch):
-        values = sess.run(peaks, {first: images[start:start + batch]})
-        worst = np.maximum(worst, [float(v) for v in values])
+        values = sess.run([scores, *peaks], {first: images[start:start + batch]})
+        top1.append(np.asarray(values[0]).argmax(1))
+        worst = np.maximum(worst, [float(v) for v in values[1:]])
     found = [(made_by[name].name or made_by[name].op_type, name, float(peak))
              for name, peak in zip(made_by, worst) if not peak <= FLOAT16_MAX]
-    return sorted(found, key=lambda f: f[2] if np.isfinite(f[2]) else np.inf, reverse=True)
+    found.sort(key=lambda f: f[2] if np.isfinite(f[2]) else np.inf, reverse=True)
+    return RangeCheck(found, np.concatenate(top1) if top1 else np.zeros(0, np.int64))
 
 
 def export_fp16(fp32: bytes, check: CalibrationSet, minimum: float = MIN_AGREEMENT,
                 where=None) -> HalfResult:
     """Check float16's range, convert, then check top-1 agreement on `check` where a
     provider can run float16."""
-    over = float16_overflows(fp32, check.images)
-    if over:
+    checked = float16_range(fp32, check.images)
+    if checked.over:
         named = "; ".join(f"node '{node}' ({name}) reaches {peak:.4g}"
-                          for node, name, peak in over[:3])
+                          for node, name, peak in checked.over[:3])
         raise ConverterError(f"float16 cannot hold this model's values on {check.describe()}: "
                              f"{named} (float16's largest is 65504); nothing was written, keep "
                              "the fp32 model", where)
@@ -160,7 +170,8 @@ def export_fp16(fp32: bytes, check: CalibrationSet, minimum: float = MIN_AGREEME
     if sess is None:
         return HalfResult(data, None, f"fp16 self-check not run: ONNX Runtime here cannot run "
                                       f"the fp16 model ({reason}); check it on the GPU")
-    agreement = top1_agreement("fp16", fp32, sess, check.images, check.labels, check.describe())
+    agreement = top1_agreement("fp16", fp32, sess, check.images, check.labels, check.describe(),
+                               reference_top1=checked.top1)
     require(agreement, minimum, where)
     import onnx
     proto = onnx.load_from_string(data)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from converter import ConverterError, build_model
 from converter.__main__ import main
+from converter.agreement import predict, session
 from converter.calibration import CaffeTransform, CalibrationSet, load_calibration
 from converter.half import convert_fp16, export_fp16
 from converter.onnx_export import export_onnx
@@ -117,7 +118,9 @@ def test_fp16_export_refuses_values_beyond_float16_naming_the_node(trained_lenet
                                            message)]
     assert len(peaks) == 3 and peaks == sorted(peaks, reverse=True) and peaks[-1] > 65504, message
     assert "65504" in message and "nothing was written" in message
-    assert half.float16_overflows(trained_lenet.onnx.read_bytes(), good.images) == []
+    checked = half.float16_range(trained_lenet.onnx.read_bytes(), good.images)
+    assert checked.over == []
+    assert np.array_equal(checked.top1, predict(session(trained_lenet.onnx.read_bytes()), good.images))
 
 
 @pytest.mark.gpu
