@@ -39,20 +39,26 @@ def bench(classifier: Classifier, batches: list[int], seconds: float = 3.0, warm
             from .cuda_graph import GraphRunner
             run = GraphRunner(classifier.path.read_bytes(), batch, classifier.info.output_name,
                               where=str(classifier.path)).run
-        for _ in range(warmup):
-            run(x)
-        times = []
-        start = time.perf_counter()
-        while len(times) < min_runs or time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            run(x)
-            times.append(time.perf_counter() - t0)
-        wall = time.perf_counter() - start
-        ms = np.array(times) * 1000
-        rows.append(BenchRow(batch, len(times), float(np.percentile(ms, 50)),
+        ms, wall = timed_runs(run, x, seconds, warmup, min_runs)
+        rows.append(BenchRow(batch, len(ms), float(np.percentile(ms, 50)),
                              float(np.percentile(ms, 99)), float(ms.mean()),
-                             batch * len(times) / wall))
+                             batch * len(ms) / wall))
     return rows
+
+
+def timed_runs(run, x: np.ndarray, seconds: float, warmup: int = 3,
+               min_runs: int = 5) -> tuple[np.ndarray, float]:
+    """`warmup` calls of run(x), then calls back to back for `seconds` (at least `min_runs`):
+    each call's milliseconds and the wall seconds of them all."""
+    for _ in range(warmup):
+        run(x)
+    times = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        run(x)
+        times.append(time.perf_counter() - t0)
+    return np.array(times) * 1000, time.perf_counter() - start
 
 
 def markdown(rows: list[BenchRow]) -> str:

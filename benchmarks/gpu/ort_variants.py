@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ VARIANTS = {"fp32": ("fp32", {}), "fp32-tf32": ("fp32", {"use_tf32": "1"}),
 
 def measure(model: bytes, reference, options: dict, batch: int, seconds: float) -> dict:
     """One variant: latency percentiles and the max abs difference from `reference` (CPU)."""
+    from inference.bench import timed_runs
     from inference.cuda_graph import GraphRunner
     runner = GraphRunner(model, batch, options=options)
     name = reference.get_inputs()[0].name
@@ -48,14 +48,7 @@ def measure(model: bytes, reference, options: dict, batch: int, seconds: float) 
         cpu = reference.run([runner.output_name], {name: x})[0]
         worst = max(worst, float(np.abs(runner.run(x) - cpu).max()))
     x = rng.normal(0, 50, runner.shape).astype(np.float32)
-    for _ in range(10):
-        runner.run(x)
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 20:
-        t0 = time.perf_counter()
-        runner.run(x)
-        times.append((time.perf_counter() - t0) * 1000)
+    times, _ = timed_runs(runner.run, x, seconds, warmup=10, min_runs=20)
     return {"p50_ms": round(float(np.percentile(times, 50)), 4),
             "p99_ms": round(float(np.percentile(times, 99)), 4), "runs": len(times),
             "max_abs_vs_cpu": worst}

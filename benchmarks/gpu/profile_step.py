@@ -55,19 +55,25 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _replay_ms(step, inputs: dict, steps: int) -> float:
-    """Mean GPU milliseconds of a captured step's replay, by CUDA events."""
+def _gpu_ms(work, reps: int, warmup: int = 1) -> float:
+    """Mean milliseconds of `work()` on the GPU over `reps` calls after `warmup`, by CUDA events."""
     import torch
-    for _ in range(step.warmup + 1):
-        step(inputs)  # eager on a side stream, then the capture
-    step.graph.replay()
+    for _ in range(warmup):
+        work()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(steps):
-        step.graph.replay()
+    for _ in range(reps):
+        work()
     end.record()
     end.synchronize()
-    return start.elapsed_time(end) / steps
+    return start.elapsed_time(end) / reps
+
+
+def _replay_ms(step, inputs: dict, steps: int) -> float:
+    """Mean GPU milliseconds of a captured step's replay."""
+    for _ in range(step.warmup + 1):
+        step(inputs)  # eager on a side stream, then the capture
+    return _gpu_ms(step.graph.replay, steps)
 
 
 def measure(variant: str, network: str, batch: int, test_batch: int, steps: int,
@@ -150,15 +156,7 @@ def _pools(model, inputs: dict, precision, reps: int = 20) -> dict:
             def step() -> None:
                 x.grad = None
                 run(pools[name], x).backward(grad)
-            for _ in range(3):
-                step()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(reps):
-                step()
-            end.record()
-            end.synchronize()
-            row[f"{layout}_ms"] = round(start.elapsed_time(end) / reps, 4)
+            row[f"{layout}_ms"] = round(_gpu_ms(step, reps, warmup=3), 4)
             totals[layout] += row[f"{layout}_ms"]
         rows.append(row)
     return {"layers": rows, "total_ms": {k: round(v, 3) for k, v in totals.items()}}
