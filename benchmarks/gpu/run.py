@@ -2,7 +2,8 @@
 one GPU, within a fixed time budget, with the seed's figures beside.
 
     bash benchmarks/gpu/run.sh [--smoke] [--out DIR] [--budget SECONDS] [--only S,..] [--skip S,..]
-                               [--fast-graphs] [--train-flags F] [--fast-flags F]  # (run.sh calls this)
+                               [--fast-graphs] [--train-flags F] [--fast-flags F]
+                               [--recipe-flags F]                                # (run.sh calls this)
 
 Stages, in order; each is timed, run under a timeout, and skipped ("skipped: budget") when what
 is left of the budget cannot hold it, so the whole run never passes the budget:
@@ -31,6 +32,8 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
               still holds the fp32 time + 20 % (GPU only)
   train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too; --fast-flags
               adds more), likewise
+  train_recipe  with --recipe-flags: a fourth job whose `trainer new` gets those flags (other
+              solver settings, e.g. "--policy poly --power 0.5"), trained as train_fast is
   profile     profile_step.py: GPU time of one training step (graph replay) against the eager
               step, the start (cuDNN's search or heuristics) and the top kernels
 
@@ -39,8 +42,8 @@ dataset, 3 iterations on the CPU, CPU benchmarks only; its figures are not compa
 
 The out folder gets results.json (rewritten after every stage, so a killed run keeps what
 finished), results.md (the table, also printed last), run.log (every command and its output),
-metrics.csv / training.png of the main run, metrics-graphs.csv and metrics-fast.csv, profile.json:
-at most 8 files. Work files
+metrics.csv / training.png of the main run, metrics-graphs.csv, metrics-fast.csv and
+metrics-recipe.csv: at most 8 files, what one device call brings back. Work files
 (dataset, jobs, snapshots) go to --work (default /tmp/redigits-gpu-work; a temporary folder,
 removed at the end, for --smoke).
 """
@@ -113,6 +116,7 @@ class Run:
             "budget_s": args.budget, "repo": str(REPO), "commit": _commit(), "python": self.py,
             "work": str(self.work), "network": args.network, "fast_graphs": args.fast_graphs,
             "train_flags": args.train_flags, "fast_flags": args.fast_flags,
+            "recipe_flags": args.recipe_flags,
             "seed_anchors": SEED, "goals": GOALS,
             "stages": {}}
         self.save()
@@ -378,11 +382,12 @@ class Run:
         if not total:
             raise RuntimeError(f"{self.dataset_dir} has no records")
 
-    def new_job(self, folder: str) -> tuple[Path, dict]:
+    def new_job(self, folder: str, flags: tuple[str, ...] = ()) -> tuple[Path, dict]:
+        """`trainer new` with the seed's settings; `flags` (later on the line) override them."""
         job = self.work / folder
         res = self.cmd([self.py, "-m", "trainer", "new", "--dataset", self.dataset_dir, "--network",
                         self.args.network, "--out", job, "--epochs", self.args.epochs, "--lr", "0.01",
-                        "--seed", "1", "--force"], 120)
+                        "--seed", "1", "--force", *flags], 120)
         _check(res, "trainer new")
         return job, _job_facts(job)
 
@@ -409,7 +414,8 @@ class Run:
         return 35.0 if self.smoke else 8 * self.args.bench_seconds + 150.0
 
     def train(self, r: dict, job: Path | None = None, fast: bool = False, limit: float | None = None,
-              graphs: bool = False, extra: tuple[str, ...] | None = None) -> None:
+              graphs: bool = False, extra: tuple[str, ...] | None = None, suffix: str = "") -> None:
+        """Train `job` (the main one by default); its metrics.csv becomes metrics{suffix}.csv."""
         self.need_ok("job")
         if self.device.startswith("cuda") and not self.cuda:
             raise Skip("no CUDA")
@@ -438,7 +444,6 @@ class Run:
             raise RuntimeError(f"trainer run exit {res.rc}: {res.error}")
         if res.interrupted:
             r["note"] = "stopped at the budget (SIGINT: snapshot, then exit)"
-        suffix = "-fast" if fast else "-graphs" if graphs else ""
         if (job / "metrics.csv").is_file():
             shutil.copy(job / "metrics.csv", self.out / f"metrics{suffix}.csv")
         if not suffix and (job / "training.png").is_file():
@@ -492,7 +497,15 @@ class Run:
     def train_fast(self, r: dict) -> None:
         self._variant(r, "fast", fast=True, graphs=self.args.fast_graphs)
 
-    def _variant(self, r: dict, name: str, fast: bool, graphs: bool) -> None:
+    def train_recipe(self, r: dict) -> None:
+        """train_fast's training of a job made with other solver settings (--recipe-flags)."""
+        if not self.args.recipe_flags:
+            raise Skip("no --recipe-flags")
+        self._variant(r, "recipe", fast=True, graphs=self.args.fast_graphs,
+                      job_flags=tuple(self.args.recipe_flags.split()))
+
+    def _variant(self, r: dict, name: str, fast: bool, graphs: bool,
+                 job_flags: tuple[str, ...] = ()) -> None:
         if graphs and not self.device.startswith("cuda"):
             raise Skip("CUDA graphs need a CUDA device")
         self.need_ok("dataset", "train")
@@ -503,10 +516,10 @@ class Run:
         r["estimate_s"] = round(estimate, 1)
         if self.left() < estimate:
             raise Skip(f"budget: {self.left():.0f} s left, fp32 took {fp32['wall_s']:.0f} s (+20 %)")
-        job, facts = self.new_job(f"{self.args.network}-{name}")
-        r["path"] = str(job)
+        job, facts = self.new_job(f"{self.args.network}-{name}", job_flags)
+        r.update(path=str(job), job_flags=" ".join(job_flags), job=facts)
         extra = tuple(self.args.fast_flags.split()) if fast else ()
-        self.train(r, job, fast=fast, limit=self.left(), graphs=graphs, extra=extra)
+        self.train(r, job, fast=fast, limit=self.left(), graphs=graphs, extra=extra, suffix=f"-{name}")
 
     def bench_fp16(self, r: dict) -> None:
         """The float16 export (converter/half.py) replayed as a CUDA graph."""
@@ -544,8 +557,7 @@ class Run:
         found = _last_json(res.stdout)
         if not found:
             raise RuntimeError(f"profile_step.py exit {res.rc}: {res.error}")
-        (self.out / "profile.json").write_text(json.dumps(found, indent=2))
-        r.update(variants=found.get("variants", []))
+        r.update(found)     # kept in results.json alone: one device call brings back 8 files
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self) -> int:
@@ -566,6 +578,7 @@ class Run:
         s("ort_variants", 10 if self.smoke else 30, self.ort_variants)
         s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
+        s("train_recipe", 10 if self.smoke else 30, self.train_recipe)
         s("profile", 10 if self.smoke else 60, self.profile)
         self.results["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.save()
@@ -694,6 +707,14 @@ def _job_facts(job: Path) -> dict:
         m = re.search(rf"^\s*{key}:\s*(\d+)", solver, re.M)
         if m:
             facts[key] = int(m.group(1))
+    for key in ("base_lr", "power", "gamma"):
+        m = re.search(rf"^\s*{key}:\s*([\d.e+-]+)", solver, re.M)
+        if m:
+            facts[key] = float(m.group(1))
+    for key in ("lr_policy", "type"):
+        m = re.search(rf'^\s*{key}:\s*"(\w+)"', solver, re.M)
+        if m:
+            facts[key] = m.group(1)
     train_val = (job / "train_val.prototxt").read_text()
     sizes = [int(x) for x in re.findall(r"batch_size:\s*(\d+)", train_val)]
     if sizes:
@@ -879,6 +900,7 @@ def markdown(res: dict) -> str:
     main = res.get("train_flags") or "fp32"
     fast = " ".join(["--fast"] + (["--cuda-graphs"] if res.get("fast_graphs") else [])
                     + ([res["fast_flags"]] if res.get("fast_flags") else []))
+    recipe = f"{fast}, solver {res.get('recipe_flags') or '-'}"
     rows = [
         ("machine", machine, "GPU (DIGITS 6.1, Caffe)", ""),
         ("dataset (MNIST -> LMDB)", dataset, "45,002 / 14,998, 256x256x3", ""),
@@ -888,6 +910,8 @@ def markdown(res: dict) -> str:
         ("val accuracy, fp32 --cuda-graphs", acc_cell("train_graphs"), seed_acc, goal_acc),
         (f"training, {fast}", train_cell("train_fast"), seed_train, goal_train),
         (f"val accuracy, {fast}", acc_cell("train_fast"), seed_acc, goal_acc),
+        (f"training, {recipe}", train_cell("train_recipe"), seed_train, goal_train),
+        (f"val accuracy, {recipe}", acc_cell("train_recipe"), seed_acc, goal_acc),
         ("ONNX batch 1 p50, CUDA", bench_cell("bench_cuda", "batch1_p50_ms"),
          f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
         ("ONNX batch 32, CUDA", bench_cell("bench_cuda", "batch32_images_per_s"), "-", ""),
@@ -941,6 +965,9 @@ def main(argv: list[str] | None = None) -> int:
                         help='more trainer-run flags for the train stage, e.g. "--fast --cuda-graphs"')
     parser.add_argument("--fast-flags", default="",
                         help='more trainer-run flags for train_fast, e.g. "--cudnn-search get"')
+    parser.add_argument("--recipe-flags", default="",
+                        help='trainer-new flags for train_recipe (other solver settings), e.g. '
+                             '"--policy poly --power 0.5"; without them it is skipped')
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=set(),
                         help="run only these stages, e.g. setup,facts,gpu_tests")
     parser.add_argument("--skip", type=lambda v: set(v.split(",")), default=set(),

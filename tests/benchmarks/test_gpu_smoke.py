@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ["setup", "facts", "gpu_tests", "dataset", "job", "train", "onnx", "bench_cuda",
           "bench_cuda_graph", "bench_cpu", "parity", "bench_tensorrt", "bench_fp16", "ort_variants",
-          "train_graphs", "train_fast", "profile"]
+          "train_graphs", "train_fast", "train_recipe", "profile"]
 
 
 def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240):
@@ -30,7 +30,8 @@ def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240
 
 @pytest.mark.slow
 def test_smoke_runs_every_stage(tmp_path, mnist_dir):
-    proc, out, results = run_smoke(tmp_path, mnist_dir, "--fast-flags", "--cudnn-search get")
+    proc, out, results = run_smoke(tmp_path, mnist_dir, "--fast-flags", "--cudnn-search get",
+                                    "--recipe-flags", "--policy poly --power 0.5")
     stages = results["stages"]
     assert results["smoke"] is True and results["network"] == "lenet"
     assert list(stages) == STAGES
@@ -67,6 +68,13 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     if stages["train_fast"]["status"] == "ok":
         assert stages["train_fast"]["fast"] is True and stages["train_fast"]["iterations_done"] == 3
         assert stages["train_fast"]["flags"] == "--cudnn-search get" and train["flags"] == ""
+    recipe = stages["train_recipe"]
+    assert recipe["status"] == "ok" and recipe["fast"] is True and recipe["iterations_done"] == 3
+    assert recipe["job_flags"] == "--policy poly --power 0.5"
+    solver = recipe["job"]
+    assert (solver["lr_policy"], solver["power"], solver["base_lr"]) == ("poly", 0.5, 0.01)
+    assert stages["job"]["lr_policy"] == "step" and stages["job"]["stepsize"] > 0   # the seed's
+    assert (out / "metrics-recipe.csv").is_file()
     assert stages["bench_fp16"] == {**stages["bench_fp16"], "status": "skipped",
                                     "reason": "needs CUDA"}
     ort = stages["ort_variants"]
@@ -77,11 +85,12 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     variants = stages["profile"]["variants"]
     assert [v["variant"] for v in variants] == ["fp32-find", "fast-find", "fast-get"]
     assert all(v["eager_ms"] > 0 and v["start_s"] >= 0 and "replay_ms" not in v for v in variants)
-    assert json.loads((out / "profile.json").read_text())["variants"] == variants
+    assert stages["profile"]["network"] == "lenet" and stages["profile"]["steps"] == 2
 
     table = (out / "results.md").read_text()
     assert "SMOKE" in table and "| train | ok |" in table and "24 min 6 s" in table
     assert "| training, --fast --cudnn-search get |" in table and "| train step, fast-get |" in table
+    assert "| val accuracy, --fast --cudnn-search get, solver --policy poly --power 0.5 | 0." in table
     assert proc.stdout.rstrip().endswith(table.rstrip().splitlines()[-1])   # the table comes last
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8, files                                 # what one device call brings back
