@@ -332,7 +332,7 @@ class Solver:
                                         f"values; the parameter has {tensor.numel()}", path)
                 self.histories[i][j].copy_(torch.from_numpy(values.reshape(tensor.shape)))
         self.iteration, self.current_step = state.iteration, state.current_step
-        self.log("restore", f"SGDSolver: restoring history")
+        self.log("restore", "SGDSolver: restoring history")
         self.log("info", f"Resuming from {path} at iteration {self.iteration}")
 
     def tests_before(self, iteration: int) -> int:

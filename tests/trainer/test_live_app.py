@@ -4,7 +4,6 @@ JSON errors; and the command lines (`run --serve`, `watch`)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import threading

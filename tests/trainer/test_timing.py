@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import time
 
 import numpy as np
 import pytest
