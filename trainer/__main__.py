@@ -35,7 +35,8 @@ def cmd_new(args: argparse.Namespace) -> int:
                      snapshot_interval=args.snapshot_interval, val_interval=args.val_interval,
                      gpu=_cuda_available())
     job = new_model_job(dataset, read_net(source), args.out, form, crop_size=args.crop_size,
-                        use_mean=args.mean, name=args.name, force=args.force)
+                        use_mean=args.mean, name=args.name, force=args.force,
+                        no_mirror=args.no_mirror)
     s = job.solver
     print(f"wrote model job {job.path}: {dataset.n_train} train / {dataset.n_val} val records, "
           f"max_iter {s.max_iter} ({args.epochs} epochs), lr {s.base_lr:g} {s.lr_policy}, "
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-interval", type=float, default=1.0, help="epochs (default 1)")
     p.add_argument("--crop-size", type=int, help="crop (must fit the images)")
     p.add_argument("--mean", choices=("image", "pixel", "none"), default="image")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="no random left-right flips in training, whatever the network says "
+                        "(GoogLeNet and AlexNet flip: right for photos, wrong for digits and text)")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
     p.add_argument("--train", action="store_true", help="then train it (as trainer run would)")
     _add_run_options(p)

@@ -36,11 +36,16 @@ def _batch(net: caffe_pb2.NetParameter, phase: int) -> int | None:
 
 def new_model_job(dataset: DatasetInfo, network: caffe_pb2.NetParameter, out: str | Path,
                   form: ModelForm, crop_size: int | None = None, use_mean: str = "image",
-                  name: str | None = None, force: bool = False) -> ModelJob:
-    """Write the model job folder `out` for `network` trained on `dataset` with `form`."""
+                  name: str | None = None, force: bool = False,
+                  no_mirror: bool = False) -> ModelJob:
+    """Write the model job folder `out` for `network` trained on `dataset` with `form`.
+    `no_mirror`: the network's data layers do not flip images left-right, as if the user had
+    edited its transform_param in DIGITS' custom-network box (original.prototxt says so too)."""
     out = Path(out).absolute()
     if out.exists() and not force:
         raise PrototxtError("the output folder exists; choose another or pass --force", out)
+    if no_mirror:
+        network = without_mirror(network)
     facts = DatasetFacts(num_classes=dataset.num_classes, height=dataset.height,
                          width=dataset.width, channels=dataset.channels,
                          dataset_dir=str(dataset.path), mean_file=str(dataset.mean_file),
@@ -58,6 +63,18 @@ def new_model_job(dataset: DatasetInfo, network: caffe_pb2.NetParameter, out: st
         info = _info(out, dataset, use_mean, name)
         (tmp / "info.json").write_text(json.dumps(info, indent=4, sort_keys=True) + "\n")
     return ModelJob(out, solver, split.train_val, split.deploy)
+
+
+def without_mirror(network: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
+    """A copy of `network` with `mirror: false` wherever a layer's transform_param had it true.
+    DIGITS' ImageNet networks (AlexNet, GoogLeNet) flip training images, which suits photos;
+    a flipped digit or letter is no longer one."""
+    copy = caffe_pb2.NetParameter()
+    copy.CopyFrom(network)
+    for layer in copy.layer:
+        if layer.HasField("transform_param") and layer.transform_param.mirror:
+            layer.transform_param.mirror = False
+    return copy
 
 
 def _info(out: Path, dataset: DatasetInfo, use_mean: str, name: str | None) -> dict:

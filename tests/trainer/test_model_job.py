@@ -61,6 +61,25 @@ def test_new_reproduces_the_seed_job(seed_like_dataset, seed_job, tmp_path, caps
     assert "max_iter 2814" in capsys.readouterr().out
 
 
+def test_no_mirror_changes_only_the_flips(seed_like_dataset, seed_job, tmp_path):
+    out = tmp_path / "job"
+    assert main(["new", "--dataset", str(seed_like_dataset), "--network", "googlenet",
+                 "--out", str(out), "--epochs", "2", "--lr", "0.01", "--no-mirror"]) == 0
+    ours = parse_text((out / "train_val.prototxt").read_text().replace(
+        str(seed_like_dataset), "/opt/DIGITS/digits/jobs/20190317-025154-2525"),
+        caffe_pb2.NetParameter())
+    flipped = [layer.name for layer in read_net(seed_job / "train_val.prototxt").layer
+               if layer.transform_param.mirror]
+    assert flipped == ["train-data"]
+    assert not any(layer.transform_param.mirror for layer in ours.layer)
+    assert not any(layer.transform_param.mirror
+                   for layer in read_net(out / "original.prototxt").layer)
+    for layer in ours.layer:          # flipping again gives the seed's train_val exactly
+        if layer.name in flipped:
+            layer.transform_param.mirror = True
+    assert ours == read_net(seed_job / "train_val.prototxt")
+
+
 def test_existing_output_is_refused(seed_like_dataset, tmp_path, capsys):
     out = tmp_path / "job"
     out.mkdir()
