@@ -144,7 +144,7 @@ class Run:
         record: dict = {}
         self.results["stages"][name] = record
         left = self.left()
-        if name in self.args.skip or (self.args.only and name not in self.args.only):
+        if not self.wanted(name):
             record.update(status="skipped", reason="not asked for (--only / --skip)")
             self.say(f"== {name}: skipped (--only / --skip)")
             self.save()
@@ -169,6 +169,10 @@ class Run:
                  + (f" ({detail})" if detail else ""))
         self.save()
         return record
+
+    def wanted(self, name: str) -> bool:
+        """Whether --only and --skip let stage `name` run."""
+        return name not in self.args.skip and (not self.args.only or name in self.args.only)
 
     def ok(self, name: str) -> bool:
         return self.results["stages"].get(name, {}).get("status") == "ok"
@@ -338,8 +342,7 @@ class Run:
         r["files"] = files
         if not files:
             raise Skip("no test file has gpu tests")
-        training = "train" not in self.args.skip and (not self.args.only or "train" in self.args.only)
-        reserve = self.post_train_need() + 120 if training else 5
+        reserve = self.post_train_need() + 120 if self.wanted("train") else 5
         limit = min(120.0, self.left() - reserve)
         if limit < 30:
             raise Skip(f"budget: {self.left():.0f} s left, kept for training")
@@ -410,7 +413,10 @@ class Run:
         return self.args.device or ("cpu" if self.smoke else "cuda")
 
     def post_train_need(self) -> float:
-        """Seconds kept for export, benchmarks and parity after the fp32 training."""
+        """Seconds kept for export, benchmarks and parity after the fp32 training (none when
+        the export, which they all need, is not asked for)."""
+        if not self.wanted("onnx"):
+            return 0.0
         return 35.0 if self.smoke else 8 * self.args.bench_seconds + 150.0
 
     def train(self, r: dict, job: Path | None = None, fast: bool = False, limit: float | None = None,

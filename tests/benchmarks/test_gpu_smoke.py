@@ -2,6 +2,8 @@
 LeNet on 300 MNIST images, 3 iterations, CPU benchmarks) and against its time budget."""
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +28,32 @@ def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, out, json.loads((out / "results.json").read_text())
+
+
+def _run_object(tmp_path: Path, only: set[str], skip: set[str]):
+    """run.py's Run for a full (not smoke) call, made without running anything."""
+    if "gpu_run" not in sys.modules:        # its dataclasses look their module up there
+        spec = importlib.util.spec_from_file_location("gpu_run", REPO / "benchmarks/gpu/run.py")
+        sys.modules["gpu_run"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["gpu_run"])
+    module = sys.modules["gpu_run"]
+    args = argparse.Namespace(smoke=False, budget=300.0, out=tmp_path / "out", work=tmp_path / "w",
+                              network="googlenet", epochs=2, device=None, fast_graphs=True,
+                              train_flags="", fast_flags="", recipe_flags="", only=only, skip=skip,
+                              bench_seconds=2.0)
+    return module.Run(args)
+
+
+def test_training_keeps_time_back_only_for_stages_asked_for(tmp_path):
+    # the export and benchmarks after training need ~166 s: kept back when they will run
+    assert _run_object(tmp_path, set(), set()).post_train_need() == 166.0
+    assert _run_object(tmp_path, set(), {"gpu_tests"}).post_train_need() == 166.0
+    # a call that only trains (--only ...,train,train_recipe or --skip onnx) gives it all to training
+    assert _run_object(tmp_path, {"setup", "dataset", "job", "train", "train_recipe"},
+                       set()).post_train_need() == 0.0
+    assert _run_object(tmp_path, set(), {"onnx"}).post_train_need() == 0.0
+    run = _run_object(tmp_path, {"train"}, set())
+    assert run.wanted("train") and not run.wanted("onnx")
 
 
 @pytest.mark.slow
