@@ -72,7 +72,7 @@ def without_mirror(network: caffe_pb2.NetParameter) -> caffe_pb2.NetParameter:
     copy = caffe_pb2.NetParameter()
     copy.CopyFrom(network)
     for layer in copy.layer:
-        if layer.HasField("transform_param") and layer.transform_param.mirror:
+        if layer.transform_param.mirror:      # reading it leaves an absent field absent
             layer.transform_param.mirror = False
     return copy
 
