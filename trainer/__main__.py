@@ -11,7 +11,7 @@ from prototxt import STANDARD_NETWORKS, network_path, read_net
 from prototxt.cli import command_parser, main_with_commands
 
 from .dataset_info import read_dataset_info
-from .device import CUDNN_SEARCHES
+from .device import CUDNN_SEARCH_HELP, CUDNN_SEARCHES
 from .live import DEFAULT_PORT
 from .model_job import new_model_job
 from .solver_gen import POLICIES, SOLVER_TYPES, ModelForm
@@ -228,10 +228,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda-graphs", action="store_true",
                    help="CUDA: capture each net's forward/backward once and replay it (iter_size 1, "
                         "one process); the log says when it is not used")
-    p.add_argument("--cudnn-search", choices=CUDNN_SEARCHES, default="find",
-                   help="CUDA: how each convolution's cuDNN algorithm is chosen: find = time "
-                        "them all once per shape (default, NVCaffe's FINDEX), get = cuDNN's "
-                        "heuristics (NVCaffe's GET: no timing at the start)")
+    p.add_argument("--cudnn-search", choices=CUDNN_SEARCHES, default="find", help=CUDNN_SEARCH_HELP)
     p.add_argument("--bad-records", choices=("stop", "skip"), default="stop",
                    help="a record that cannot be read (not a Datum, an image that does not "
                         "decode): stop with an error naming it (default), or skip it, using the "

@@ -173,6 +173,9 @@ def _set_tf32(enabled: bool) -> None:
 
 
 CUDNN_SEARCHES = ("find", "get")
+CUDNN_SEARCH_HELP = ("CUDA: how each convolution's cuDNN algorithm is chosen: find = time them "
+                     "all once per shape (default, NVCaffe's FINDEX), get = cuDNN's heuristics "
+                     "(NVCaffe's GET: no timing at the start)")
 
 
 def _set_cudnn_search(search: str) -> None:

@@ -46,7 +46,7 @@ from lmdb_builder import BuilderError
 from prototxt import (STANDARD_NETWORKS, DatasetFacts, PrototxtError, caffe_pb2, digits_split,
                       filter_net, make_state, network_path, read_net)
 
-from .device import CUDNN_SEARCHES, Precision, select_precision
+from .device import CUDNN_SEARCH_HELP, CUDNN_SEARCHES, Precision, select_precision
 from .labels import LABEL_READERS, label_classes  # noqa: F401 (LABEL_READERS re-exported)
 
 __all__ = ["LayerTime", "TimingReport", "add_parser", "main", "multiply_adds", "random_inputs",
@@ -381,9 +381,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--fast", action="store_true",
                    help="bf16 autocast where the hardware has it, channels_last")
-    p.add_argument("--cudnn-search", choices=CUDNN_SEARCHES, default="find",
-                   help="CUDA: time every cuDNN algorithm once per shape (find, default) or take "
-                        "cuDNN's heuristic choice (get)")
+    p.add_argument("--cudnn-search", choices=CUDNN_SEARCHES, default="find", help=CUDNN_SEARCH_HELP)
     p.add_argument("--seed", type=int, default=0, help="weights and random inputs")
 
 

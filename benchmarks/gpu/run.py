@@ -717,8 +717,8 @@ def _job_facts(job: Path) -> dict:
         m = re.search(rf"^\s*{key}:\s*([\d.e+-]+)", solver, re.M)
         if m:
             facts[key] = float(m.group(1))
-    for key in ("lr_policy", "type"):
-        m = re.search(rf'^\s*{key}:\s*"(\w+)"', solver, re.M)
+    for key in ("lr_policy", "solver_type"):       # "poly"; SGD (DIGITS writes the enum bare)
+        m = re.search(rf'^\s*{key}:\s*"?(\w+)"?', solver, re.M)
         if m:
             facts[key] = m.group(1)
     train_val = (job / "train_val.prototxt").read_text()
