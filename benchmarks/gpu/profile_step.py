@@ -113,7 +113,7 @@ def measure(variant: str, network: str, batch: int, test_batch: int, steps: int,
             row["test_replay_ms"] = round(_replay_ms(StepGraph(test, precision, train=False),
                                                      test_inputs, steps), 3)
     if variant == "fast-find" and dev.type == "cuda":
-        for key, work in (("kernels", lambda: _kernels(eager, dev, 5)),
+        for key, work in (("kernels", lambda: kernel_table(eager, dev, 5)),
                           ("pools", lambda: _pools(model, inputs, precision))):
             try:
                 row[key] = work()
@@ -162,8 +162,10 @@ def _pools(model, inputs: dict, precision, reps: int = 20) -> dict:
     return {"layers": rows, "total_ms": {k: round(v, 3) for k, v in totals.items()}}
 
 
-def _kernels(step, device, steps: int, top: int = 25) -> dict:
-    """GPU kernel time per step and the `top` kernels by self time, over `steps` steps."""
+def kernel_table(step, device, steps: int, top: int = 25) -> dict:
+    """GPU kernel time per step and the `top` kernels by self time, over `steps` steps.
+    CUPTI sees every kernel of the process, so this also profiles ONNX Runtime's
+    (ort_variants.py)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
     if device.type != "cuda":

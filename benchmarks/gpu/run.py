@@ -581,7 +581,7 @@ class Run:
         s("parity", 10, self.parity)
         s("bench_tensorrt", 15, lambda r: self.bench(r, "tensorrt"))
         s("bench_fp16", 40, self.bench_fp16)
-        s("ort_variants", 10 if self.smoke else 30, self.ort_variants)
+        s("ort_variants", 10 if self.smoke else 50, self.ort_variants)
         s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
         s("train_recipe", 10 if self.smoke else 30, self.train_recipe)
@@ -866,9 +866,12 @@ def markdown(res: dict) -> str:
     def variant_cell(v: dict) -> str:
         if v.get("error"):
             return v["error"][:160]
+        k = v.get("kernels", {})
         return (f"{v['p50_ms']:.3f} ms (p99 {v['p99_ms']:.3f}), max abs vs CPU "
                 f"{v['max_abs_vs_cpu']:.1e}" + (" ✓" if v["p50_ms"] < GOALS["onnx_batch1_ms"]
-                                                  else " ✗"))
+                                                  else " ✗")
+                + (f"; GPU {k['kernel_ms_per_step']:.3f} ms in {k['kernels_per_step']} kernels"
+                   if "kernel_ms_per_step" in k else ""))
 
     def profile_cell(variant: str) -> str:
         rows = [v for v in st.get("profile", {}).get("variants", []) if v["variant"] == variant]
