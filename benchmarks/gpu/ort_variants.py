@@ -81,9 +81,9 @@ def _child_kernels(args, variant: str) -> dict:
     argv = [sys.executable, __file__, str(args.model), "--batch", str(args.batch),
             "--profile-variant", variant, *(["--fp16", str(args.fp16)] if args.fp16 else [])]
     try:
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return {"error": "timed out after 120 s"}
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=45)
+    except subprocess.TimeoutExpired:   # ~10 s is usual; run.py gives the whole script 180 s
+        return {"error": "timed out after 45 s"}
     if res.returncode != 0:
         return {"error": f"exit {res.returncode}: "
                          f"{(res.stderr.strip().splitlines() or ['?'])[-1][:300]}"}

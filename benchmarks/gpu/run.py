@@ -27,7 +27,7 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
   bench_fp16  converter onnx --fp16 (checked against the float32 model on val_db), then
               inference bench --cuda-graph of it (GPU only)
   ort_variants  ort_variants.py: batch 1 as a CUDA graph with TF32, NHWC kernels and the fp16
-              model, each against the CPU's outputs
+              model, each against the CPU's outputs; the GPU kernels of fp32 and fp16-nhwc
   train_graphs  a second job, fp32 with --cuda-graphs (trainer/graphs.py), when the budget
               still holds the fp32 time + 20 % (GPU only)
   train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too; --fast-flags
@@ -542,11 +542,12 @@ class Run:
 
     def ort_variants(self, r: dict) -> None:
         """ort_variants.py: batch-1 latency under other CUDA provider options (TF32, NHWC)
-        and of the fp16 export, each as a CUDA graph, with its difference from the CPU."""
+        and of the fp16 export, each as a CUDA graph, with its difference from the CPU; the
+        GPU kernels of two of them."""
         self.need_ok("onnx")
         res = self.cmd([self.py, HERE / "ort_variants.py", self.model, "--json",
                         "--seconds", min(2.0, self.args.bench_seconds),
-                        *(["--fp16", self.half] if self.half else [])], 120, capture=True)
+                        *(["--fp16", self.half] if self.half else [])], 180, capture=True)
         found = _last_json(res.stdout)
         if not found:
             raise RuntimeError(f"ort_variants.py exit {res.rc}: {res.error}")
