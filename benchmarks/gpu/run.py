@@ -3,7 +3,7 @@ one GPU, within a fixed time budget, with the seed's figures beside.
 
     bash benchmarks/gpu/run.sh [--smoke] [--out DIR] [--budget SECONDS] [--only S,..] [--skip S,..]
                                [--fast-graphs] [--train-flags F] [--fast-flags F]
-                               [--recipe-flags F]                                # (run.sh calls this)
+                               [--recipe-flags F]...                             # (run.sh calls this)
 
 Stages, in order; each is timed, run under a timeout, and skipped ("skipped: budget") when what
 is left of the budget cannot hold it, so the whole run never passes the budget:
@@ -33,7 +33,8 @@ is left of the budget cannot hold it, so the whole run never passes the budget:
   train_fast  a third job trained with --fast (--fast-graphs: with --cuda-graphs too; --fast-flags
               adds more), likewise
   train_recipe  with --recipe-flags: a fourth job whose `trainer new` gets those flags (other
-              solver settings, e.g. "--policy poly --power 0.5"), trained as train_fast is
+              solver settings, e.g. "--policy poly --power 0.5"), trained as train_fast is;
+              train_recipe2, 3, ...: one more job per further --recipe-flags
   profile     profile_step.py: GPU time of one training step (graph replay) against the eager
               step, the start (cuDNN's search or heuristics) and the top kernels
 
@@ -43,7 +44,8 @@ dataset, 3 iterations on the CPU, CPU benchmarks only; its figures are not compa
 The out folder gets results.json (rewritten after every stage, so a killed run keeps what
 finished), results.md (the table, also printed last), run.log (every command and its output),
 metrics.csv / training.png of the main run, metrics-graphs.csv, metrics-fast.csv and
-metrics-recipe.csv: at most 8 files, what one device call brings back. Work files
+metrics-recipe.csv (every recipe's, its first column the recipe's number): at most 8 files,
+what one device call brings back. Work files
 (dataset, jobs, snapshots) go to --work (default /tmp/redigits-gpu-work; a temporary folder,
 removed at the end, for --smoke).
 """
@@ -503,12 +505,19 @@ class Run:
     def train_fast(self, r: dict) -> None:
         self._variant(r, "fast", fast=True, graphs=self.args.fast_graphs)
 
-    def train_recipe(self, r: dict) -> None:
-        """train_fast's training of a job made with other solver settings (--recipe-flags)."""
-        if not self.args.recipe_flags:
+    def train_recipe(self, r: dict, number: int = 1) -> None:
+        """train_fast's training of a job made with other solver settings (the `number`th
+        --recipe-flags); its metrics go into metrics-recipe.csv under its number."""
+        if len(self.args.recipe_flags) < number:
             raise Skip("no --recipe-flags")
-        self._variant(r, "recipe", fast=True, graphs=self.args.fast_graphs,
-                      job_flags=tuple(self.args.recipe_flags.split()))
+        name = f"recipe{number}"
+        r["recipe"] = number
+        try:
+            self._variant(r, name, fast=True, graphs=self.args.fast_graphs,
+                          job_flags=tuple(self.args.recipe_flags[number - 1].split()))
+        finally:
+            _append_csv(self.out / f"metrics-{name}.csv", self.out / "metrics-recipe.csv",
+                        "recipe", number)
 
     def _variant(self, r: dict, name: str, fast: bool, graphs: bool,
                  job_flags: tuple[str, ...] = ()) -> None:
@@ -585,7 +594,9 @@ class Run:
         s("ort_variants", 10 if self.smoke else 50, self.ort_variants)
         s("train_graphs", 10 if self.smoke else 30, self.train_graphs)
         s("train_fast", 10 if self.smoke else 30, self.train_fast)
-        s("train_recipe", 10 if self.smoke else 30, self.train_recipe)
+        for number in range(1, max(1, len(self.args.recipe_flags)) + 1):
+            s(recipe_stage(number), 10 if self.smoke else 30,
+              lambda r, n=number: self.train_recipe(r, n))
         s("profile", 10 if self.smoke else 60, self.profile)
         self.results["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.save()
@@ -597,6 +608,26 @@ class Run:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+def recipe_stage(number: int) -> str:
+    """train_recipe, train_recipe2, ...: the stage of the `number`th --recipe-flags."""
+    return "train_recipe" + (str(number) if number > 1 else "")
+
+
+def _append_csv(src: Path, dst: Path, column: str, value) -> None:
+    """Move `src`'s rows to the end of `dst` with `column` = `value` in front (the header once)."""
+    if not src.is_file():
+        return
+    with open(src, newline="") as f:
+        rows = list(csv.reader(f))
+    new = not dst.is_file()
+    with open(dst, "a", newline="") as f:
+        out = csv.writer(f)
+        if new and rows:
+            out.writerow([column, *rows[0]])
+        out.writerows([value, *row] for row in rows[1:])
+    src.unlink()
+
+
 def _commit() -> str:
     staged = REPO / ".gpu" / "ort" / "commit"  # written by stage.sh where the tree was made
     if staged.is_file() and staged.read_text().strip():
@@ -910,7 +941,7 @@ def markdown(res: dict) -> str:
     main = res.get("train_flags") or "fp32"
     fast = " ".join(["--fast"] + (["--cuda-graphs"] if res.get("fast_graphs") else [])
                     + ([res["fast_flags"]] if res.get("fast_flags") else []))
-    recipe = f"{fast}, solver {res.get('recipe_flags') or '-'}"
+    recipes = res.get("recipe_flags") or [""]
     rows = [
         ("machine", machine, "GPU (DIGITS 6.1, Caffe)", ""),
         ("dataset (MNIST -> LMDB)", dataset, "45,002 / 14,998, 256x256x3", ""),
@@ -920,8 +951,11 @@ def markdown(res: dict) -> str:
         ("val accuracy, fp32 --cuda-graphs", acc_cell("train_graphs"), seed_acc, goal_acc),
         (f"training, {fast}", train_cell("train_fast"), seed_train, goal_train),
         (f"val accuracy, {fast}", acc_cell("train_fast"), seed_acc, goal_acc),
-        (f"training, {recipe}", train_cell("train_recipe"), seed_train, goal_train),
-        (f"val accuracy, {recipe}", acc_cell("train_recipe"), seed_acc, goal_acc),
+    ] + [row for number, flags in enumerate(recipes, 1) for row in (
+        (f"training, {fast}, solver {flags or '-'}", train_cell(recipe_stage(number)), seed_train,
+         goal_train),
+        (f"val accuracy, {fast}, solver {flags or '-'}", acc_cell(recipe_stage(number)), seed_acc,
+         goal_acc))] + [
         ("ONNX batch 1 p50, CUDA", bench_cell("bench_cuda", "batch1_p50_ms"),
          f"{SEED['onnx_batch1_ms']} ms", f"< {GOALS['onnx_batch1_ms']:.0f} ms"),
         ("ONNX batch 32, CUDA", bench_cell("bench_cuda", "batch32_images_per_s"), "-", ""),
@@ -975,9 +1009,10 @@ def main(argv: list[str] | None = None) -> int:
                         help='more trainer-run flags for the train stage, e.g. "--fast --cuda-graphs"')
     parser.add_argument("--fast-flags", default="",
                         help='more trainer-run flags for train_fast, e.g. "--cudnn-search get"')
-    parser.add_argument("--recipe-flags", default="",
+    parser.add_argument("--recipe-flags", action="append", default=[],
                         help='trainer-new flags for train_recipe (other solver settings), e.g. '
-                             '"--policy poly --power 0.5"; without them it is skipped')
+                             '"--policy poly --power 0.5"; without them it is skipped; each '
+                             'further --recipe-flags adds a stage (train_recipe2, ...)')
     parser.add_argument("--only", type=lambda v: set(v.split(",")), default=set(),
                         help="run only these stages, e.g. setup,facts,gpu_tests")
     parser.add_argument("--skip", type=lambda v: set(v.split(",")), default=set(),

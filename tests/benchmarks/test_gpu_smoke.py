@@ -3,6 +3,7 @@ LeNet on 300 MNIST images, 3 iterations, CPU benchmarks) and against its time bu
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
 import json
 import os
@@ -39,7 +40,7 @@ def _run_object(tmp_path: Path, only: set[str], skip: set[str]):
     module = sys.modules["gpu_run"]
     args = argparse.Namespace(smoke=False, budget=300.0, out=tmp_path / "out", work=tmp_path / "w",
                               network="googlenet", epochs=2, device=None, fast_graphs=True,
-                              train_flags="", fast_flags="", recipe_flags="", only=only, skip=skip,
+                              train_flags="", fast_flags="", recipe_flags=[], only=only, skip=skip,
                               bench_seconds=2.0)
     return module.Run(args)
 
@@ -59,10 +60,11 @@ def test_training_keeps_time_back_only_for_stages_asked_for(tmp_path):
 @pytest.mark.slow
 def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     proc, out, results = run_smoke(tmp_path, mnist_dir, "--fast-flags", "--cudnn-search get",
-                                    "--recipe-flags", "--policy poly --power 0.5")
+                                    "--recipe-flags", "--policy poly --power 0.5",
+                                    "--recipe-flags", "--lr 0.02")
     stages = results["stages"]
     assert results["smoke"] is True and results["network"] == "lenet"
-    assert list(stages) == STAGES
+    assert list(stages) == STAGES[:-1] + ["train_recipe2", "profile"]   # one per recipe
     for name, stage in stages.items():
         assert stage["status"] in ("ok", "skipped"), (name, stage)
 
@@ -102,7 +104,13 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     solver = recipe["job"]
     assert (solver["lr_policy"], solver["power"], solver["base_lr"]) == ("poly", 0.5, 0.01)
     assert stages["job"]["lr_policy"] == "step" and stages["job"]["stepsize"] > 0   # the seed's
-    assert (out / "metrics-recipe.csv").is_file()
+    second = stages["train_recipe2"]
+    assert second["status"] == "ok" and second["job_flags"] == "--lr 0.02"
+    assert (second["job"]["lr_policy"], second["job"]["base_lr"]) == ("step", 0.02)
+    with open(out / "metrics-recipe.csv", newline="") as f:      # both recipes' rows, numbered
+        rows = list(csv.DictReader(f))
+    assert {row["recipe"] for row in rows} == {"1", "2"} and "iteration" in rows[0]
+    assert not list(out.glob("metrics-recipe?.csv"))
     assert stages["bench_fp16"] == {**stages["bench_fp16"], "status": "skipped",
                                     "reason": "needs CUDA"}
     ort = stages["ort_variants"]
@@ -119,6 +127,7 @@ def test_smoke_runs_every_stage(tmp_path, mnist_dir):
     assert "SMOKE" in table and "| train | ok |" in table and "24 min 6 s" in table
     assert "| training, --fast --cudnn-search get |" in table and "| train step, fast-get |" in table
     assert "| val accuracy, --fast --cudnn-search get, solver --policy poly --power 0.5 | 0." in table
+    assert "| val accuracy, --fast --cudnn-search get, solver --lr 0.02 | 0." in table
     assert proc.stdout.rstrip().endswith(table.rstrip().splitlines()[-1])   # the table comes last
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) <= 8, files                                 # what one device call brings back
