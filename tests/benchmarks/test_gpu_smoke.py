@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -33,16 +32,12 @@ def run_smoke(tmp_path: Path, mnist_dir: Path, *extra: str, timeout: float = 240
 
 def _run_object(tmp_path: Path, only: set[str], skip: set[str]):
     """run.py's Run for a full (not smoke) call, made without running anything."""
-    if "gpu_run" not in sys.modules:        # its dataclasses look their module up there
-        spec = importlib.util.spec_from_file_location("gpu_run", REPO / "benchmarks/gpu/run.py")
-        sys.modules["gpu_run"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["gpu_run"])
-    module = sys.modules["gpu_run"]
+    from benchmarks.gpu.run import Run
     args = argparse.Namespace(smoke=False, budget=300.0, out=tmp_path / "out", work=tmp_path / "w",
                               network="googlenet", epochs=2, device=None, fast_graphs=True,
                               train_flags="", fast_flags="", recipe_flags=[], only=only, skip=skip,
                               bench_seconds=2.0)
-    return module.Run(args)
+    return Run(args)
 
 
 def test_training_keeps_time_back_only_for_stages_asked_for(tmp_path):

@@ -3,23 +3,14 @@ side is tests/inference/test_gpu.py's)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks/gpu/ort_variants.py"
+from benchmarks.gpu import ort_variants
 
 
-@pytest.fixture(scope="module")
-def ort_variants():
-    spec = importlib.util.spec_from_file_location("ort_variants", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_a_profile_that_cannot_run_says_why(ort_variants, lenet):
+def test_a_profile_that_cannot_run_says_why(lenet):
     """The kernel profile runs in a child process; its failure comes back as the variant's
     error (here: no GPU), never as the parent's crash."""
     from inference.providers import gpu_present
@@ -30,7 +21,7 @@ def test_a_profile_that_cannot_run_says_why(ort_variants, lenet):
         "error": "exit 1: error: no NVIDIA GPU here"}
 
 
-def test_kernel_note_reads_a_profile_or_its_error(ort_variants):
+def test_kernel_note_reads_a_profile_or_its_error():
     row = {"variant": "fp32", "kernels": {"kernel_ms_per_step": 1.234, "kernels_per_step": 85}}
     assert ort_variants._kernel_note(row) == ", GPU 1.234 ms in 85 kernels"
     assert ort_variants._kernel_note({"kernels": {"error": "exit 1: x"}}) == ", kernels: exit 1: x"

@@ -173,11 +173,7 @@ def test_cuda_graph_replays_give_the_cpu_outputs(job, batch, options):
 def test_ort_variants_profiles_onnx_runtimes_kernels(job):
     """benchmarks/gpu/ort_variants.py reads ONNX Runtime's kernels through PyTorch's profiler
     (CUPTI sees the whole process): a run of this net launches its convolutions among them."""
-    import importlib.util
-    path = Path(__file__).resolve().parents[2] / "benchmarks/gpu/ort_variants.py"
-    spec = importlib.util.spec_from_file_location("ort_variants", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    table = module.kernels((job / "model.onnx").read_bytes(), {}, batch=2, runs=5)
+    from benchmarks.gpu.ort_variants import kernels
+    table = kernels((job / "model.onnx").read_bytes(), {}, batch=2, runs=5)
     assert table["kernels_per_step"] >= 3 and table["kernel_ms_per_step"] > 0
     assert table["top"] and all(row["ms"] >= 0 and row["name"] for row in table["top"])
