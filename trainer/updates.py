@@ -61,20 +61,21 @@ holds them in a Dtype (local_rate, local_decay, 1/iter_size, 1 − m, Adam's lr�
 tensor arithmetic runs in the tensors' own dtype (float32 in training; float64 tensors give a
 float64 replay). Errors are SolverConfigError (trainer.lr_policies).
 
-Speed: the steps above, written per parameter, cost ~5 small tensor ops each (GoogLeNet: ~120
-params, ~600 kernel launches per iteration on a GPU). For SGD and Nesterov, `caffe_apply_update`
-runs step 3 as `fused_update`: the same element-wise ops with the same scalars, but as
-`torch._foreach_*` ops over groups of params sharing (lr_mult, decay_mult, device, dtype), so
-each group costs a handful of launches (on the CPU, where _foreach loops over the ordinary
-kernels, it saves the Python and dispatch overhead, chunk by cache-sized chunk). The results
-are bit-identical to the per-parameter loop (`caffe_apply_update_reference`), which the other
-types still use.
+Speed: the steps above, written per parameter, cost 5 to 14 small tensor ops each, each a kernel
+launch on a GPU (GoogLeNet's 128 tensors: 640 ops per update for SGD, 1,408 for Adam;
+benchmarks/updates.py). `caffe_apply_update` runs step 3 as `fused_update`: the same element-wise
+ops with the same scalars, but as `torch._foreach_*` ops over groups of params sharing (lr_mult,
+decay_mult, device, dtype), so each group costs a handful of launches (GoogLeNet: 7 _foreach ops
+for SGD, 21 for Adam; on the CPU, where _foreach loops over the ordinary kernels, it saves the
+Python and dispatch overhead, chunk by cache-sized chunk). Every type has its fused form
+(`fused_rule`, beside its per-parameter rule); the results are bit-identical to the
+per-parameter loop (`caffe_apply_update_reference`).
 """
 from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
@@ -88,12 +89,14 @@ __all__ = [
     "history_count", "init_history", "to_caffe_order", "from_caffe_order", "local_rate",
     "local_decay", "ClipResult", "clip_gradients", "normalize", "regularize",
     "compute_update_value", "apply_update", "StepResult", "caffe_apply_update",
-    "caffe_apply_update_reference", "fused_update", "FUSED_TYPES", "CPU_CHUNK",
+    "caffe_apply_update_reference", "fused_rule", "fused_update", "CPU_CHUNK",
     "REGULARIZATION_TYPES",
 ]
 
 Tensor = torch.Tensor
 RuleFn = Callable[[Tensor, Sequence[Tensor], float, caffe_pb2.SolverParameter, int], Tensor]
+FusedFn = Callable[[list[Tensor], list[list[Tensor]], float, caffe_pb2.SolverParameter, int],
+                   list[Tensor]]
 CheckFn = Callable[[caffe_pb2.SolverParameter], None]
 
 REGULARIZATION_TYPES = ("L2", "L1")
@@ -113,12 +116,13 @@ def _one_minus(x: float) -> float:
 
 @dataclass(frozen=True)
 class UpdateRule:
-    """One Caffe solver type: its update function, how many history sets it keeps, and the
-    checks its C++ constructor makes."""
+    """One Caffe solver type: its update function, how many history sets it keeps, the checks
+    its C++ constructor makes, and the same update over lists of tensors (`fused_rule`)."""
     name: str
     history: int
     compute: RuleFn
     check: CheckFn | None = None
+    fused: FusedFn | None = None
 
 
 UPDATE_RULES: dict[str, UpdateRule] = {}
@@ -132,6 +136,18 @@ def update_rule(name: str, history: int,
         if name in UPDATE_RULES:
             raise ValueError(f"solver type {name!r} is registered twice")
         UPDATE_RULES[name] = UpdateRule(name, history, fn, check)
+        return fn
+    return register
+
+
+def fused_rule(name: str) -> Callable[[FusedFn], FusedFn]:
+    """Register `fn(grads, history_sets, local_rate, solver, iteration) -> updates` as the
+    `torch._foreach_*` form of the registered type `name` (`fused_update`): the same
+    element-wise ops on the same operands with the same scalars, on lists of tensors. Each
+    history set is a list parallel to `grads`; the updates may alias a history tensor (the
+    caller only reads them); `grads` must not be modified."""
+    def register(fn: FusedFn) -> FusedFn:
+        UPDATE_RULES[name] = replace(UPDATE_RULES[name], fused=fn)
         return fn
     return register
 
@@ -338,6 +354,14 @@ def sgd(grad: Tensor, history: Sequence[Tensor], lr: float,
     return v.clone()
 
 
+@fused_rule("SGD")
+def _sgd_fused(g, history, lr, solver, iteration):
+    v, = history
+    torch._foreach_mul_(v, solver.momentum)
+    torch._foreach_add_(v, g, alpha=lr)
+    return v                                            # w −= v: the loop's w −= clone(v)
+
+
 @update_rule("Nesterov", history=1)
 def nesterov(grad: Tensor, history: Sequence[Tensor], lr: float,
              solver: caffe_pb2.SolverParameter, iteration: int) -> Tensor:
@@ -350,6 +374,18 @@ def nesterov(grad: Tensor, history: Sequence[Tensor], lr: float,
     return v.mul(_f32(np.float32(1) + np.float32(m))).sub_(old, alpha=m)
 
 
+@fused_rule("Nesterov")
+def _nesterov_fused(g, history, lr, solver, iteration):
+    v, = history
+    m = solver.momentum
+    new = torch._foreach_mul(v, m)
+    torch._foreach_add_(new, g, alpha=lr)
+    u = torch._foreach_mul(new, _f32(np.float32(1) + np.float32(m)))
+    torch._foreach_sub_(u, v, alpha=m)
+    torch._foreach_copy_(v, new)
+    return u
+
+
 @update_rule("AdaGrad", history=1, check=_check_no_momentum("AdaGrad"))
 def adagrad(grad: Tensor, history: Sequence[Tensor], lr: float,
             solver: caffe_pb2.SolverParameter, iteration: int) -> Tensor:
@@ -357,6 +393,23 @@ def adagrad(grad: Tensor, history: Sequence[Tensor], lr: float,
     h, = history
     h.add_(grad * grad)
     return (grad / h.sqrt().add_(solver.delta)).mul_(lr)
+
+
+@fused_rule("AdaGrad")
+def _adagrad_fused(g, history, lr, solver, iteration):
+    h, = history
+    torch._foreach_add_(h, torch._foreach_mul(g, g))
+    return _fused_over_root(g, h, solver.delta, lr)
+
+
+def _fused_over_root(x: list[Tensor], h: list[Tensor], delta: float,
+                     scale: float) -> list[Tensor]:
+    """The loop's `(x / h.sqrt().add_(δ)).mul_(scale)` over lists (new tensors)."""
+    root = torch._foreach_sqrt(h)
+    torch._foreach_add_(root, delta)
+    u = torch._foreach_div(x, root)
+    torch._foreach_mul_(u, scale)
+    return u
 
 
 @update_rule("RMSProp", history=1, check=_check_rmsprop)
@@ -368,6 +421,15 @@ def rmsprop(grad: Tensor, history: Sequence[Tensor], lr: float,
     rho = solver.rms_decay
     h.mul_(rho).add_(grad * grad, alpha=_one_minus(rho))
     return (grad / h.sqrt().add_(solver.delta)).mul_(lr)
+
+
+@fused_rule("RMSProp")
+def _rmsprop_fused(g, history, lr, solver, iteration):
+    h, = history
+    rho = solver.rms_decay
+    torch._foreach_mul_(h, rho)
+    torch._foreach_add_(h, torch._foreach_mul(g, g), alpha=_one_minus(rho))
+    return _fused_over_root(g, h, solver.delta, lr)
 
 
 @update_rule("AdaDelta", history=2)
@@ -387,6 +449,22 @@ def adadelta(grad: Tensor, history: Sequence[Tensor], lr: float,
     return d.mul_(lr)
 
 
+@fused_rule("AdaDelta")
+def _adadelta_fused(g, history, lr, solver, iteration):
+    h1, h2 = history
+    m = solver.momentum
+    delta = solver.delta
+    torch._foreach_mul_(h1, m)
+    torch._foreach_add_(h1, torch._foreach_mul(g, g), alpha=_one_minus(m))
+    ratio = torch._foreach_div(torch._foreach_add(h2, delta), torch._foreach_add(h1, delta))
+    torch._foreach_sqrt_(ratio)
+    d = torch._foreach_mul(g, ratio)
+    torch._foreach_mul_(h2, m)
+    torch._foreach_add_(h2, torch._foreach_mul(d, d), alpha=_one_minus(m))
+    torch._foreach_mul_(d, lr)
+    return d
+
+
 @update_rule("Adam", history=2)
 def adam(grad: Tensor, history: Sequence[Tensor], lr: float,
          solver: caffe_pb2.SolverParameter, iteration: int) -> Tensor:
@@ -399,12 +477,27 @@ def adam(grad: Tensor, history: Sequence[Tensor], lr: float,
     """
     m1, v = history
     b1, b2 = solver.momentum, solver.momentum2
-    t = iteration + 1
-    correction = _f32(math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
     m1.mul_(b1).add_(grad, alpha=_one_minus(b1))
     v.mul_(b2).add_(grad * grad, alpha=_one_minus(b2))
-    step = _f32(np.float32(lr) * np.float32(correction))
-    return (m1 / v.sqrt().add_(solver.delta)).mul_(step)
+    return (m1 / v.sqrt().add_(solver.delta)).mul_(_adam_step(lr, solver, iteration))
+
+
+def _adam_step(lr: float, solver: caffe_pb2.SolverParameter, iteration: int) -> float:
+    """lr·√(1−β2^t)/(1−β1^t): the correction in double, stored as float, times lr in float."""
+    t = iteration + 1
+    correction = _f32(math.sqrt(1.0 - solver.momentum2 ** t) / (1.0 - solver.momentum ** t))
+    return _f32(np.float32(lr) * np.float32(correction))
+
+
+@fused_rule("Adam")
+def _adam_fused(g, history, lr, solver, iteration):
+    m1, v = history
+    b1, b2 = solver.momentum, solver.momentum2
+    torch._foreach_mul_(m1, b1)
+    torch._foreach_add_(m1, g, alpha=_one_minus(b1))
+    torch._foreach_mul_(v, b2)
+    torch._foreach_add_(v, torch._foreach_mul(g, g), alpha=_one_minus(b2))
+    return _fused_over_root(m1, v, solver.delta, _adam_step(lr, solver, iteration))
 
 
 # ---------------------------------------------------------------- one whole update
@@ -417,20 +510,17 @@ class StepResult(NamedTuple):
     clip: ClipResult
 
 
-FUSED_TYPES = ("SGD", "Nesterov")
-"""Solver types whose whole update `caffe_apply_update` can run as a few `torch._foreach_*`
-ops per parameter group (see `fused_update`); the others keep the per-parameter loop."""
-
-
 def _can_fuse(solver: caffe_pb2.SolverParameter, params: Sequence[Tensor],
               histories: Sequence[Sequence[Tensor]]) -> bool:
-    """Whether `fused_update` gives exactly what the per-parameter loop gives: a fused type,
-    one history tensor per parameter, and no parameter listed twice (the loop would update
-    it twice in sequence, the grouped ops interleave the two). Anything else takes the loop,
-    which also raises its errors (wrong history count) in the same place as before."""
-    if solver.type not in FUSED_TYPES or not params:
+    """Whether `fused_update` gives exactly what the per-parameter loop gives: a type with a
+    fused form, its number of history tensors for every parameter, and no parameter listed
+    twice (the loop would update it twice in sequence, the grouped ops interleave the two).
+    Anything else takes the loop, which also raises its errors (unknown type, wrong history
+    count) in the same place as before."""
+    rule = UPDATE_RULES.get(solver.type)
+    if rule is None or rule.fused is None or not params:
         return False
-    if any(len(h) != 1 for h in histories):
+    if any(len(h) != rule.history for h in histories):
         return False
     return len({p.data_ptr() for p in params}) == len(params)
 
@@ -438,50 +528,51 @@ def _can_fuse(solver: caffe_pb2.SolverParameter, params: Sequence[Tensor],
 @torch.no_grad()
 def fused_update(solver: caffe_pb2.SolverParameter, params: Sequence[Tensor],
                  grads: Sequence[Tensor], histories: Sequence[Sequence[Tensor]],
-                 lr_mults: Sequence[float], decay_mults: Sequence[float], rate: float) -> None:
-    """Step 3 of the module notes (normalize, regularize, SGD or Nesterov, w -= u) for all
+                 lr_mults: Sequence[float], decay_mults: Sequence[float], rate: float,
+                 iteration: int) -> None:
+    """Step 3 of the module notes (normalize, regularize, the type's update, w −= u) for all
     params at once, bit for bit what the per-parameter loop computes.
 
     The params are grouped by (lr_mult, decay_mult, device, dtype), in first-appearance order;
     within a group local_rate lr and local_decay λ are the same float32 scalars as in the loop,
     and each step is one `torch._foreach_*` op over the group's lists (on the CPU, over runs of
-    at most `CPU_CHUNK` values at a time). With G = grads, W = params, V = momenta,
-    s = float32(1/iter_size), m = momentum, c = float32(1 + m):
+    at most `CPU_CHUNK` values at a time). With G = grads, W = params, s = float32(1/iter_size):
 
         G' = G · s                          normalize (iter_size > 1; new tensors)
         G' = G' + λ·W   |   G' + λ·sign(W)  regularize L2 | L1 (λ ≠ 0; new tensors or in place
                                             on the normalized copies)
-        SGD:       V = m·V;  V += lr·G';  W −= V
-        Nesterov:  N = m·V;  N += lr·G';  U = c·N;  U −= m·V;  V ← N;  W −= U
+        U = the type's fused rule (G', histories, lr)     e.g. SGD: V = m·V; V += lr·G'; U = V
+        W −= U
 
-    These are the loop's own element-wise ops on the same operands with the same scalars, one
-    parameter at a time (on the CPU `_foreach_*` runs the ordinary kernel per tensor; on CUDA its
-    fused kernels compute in the same opmath type), so the rounding is the same; W −= V equals
-    the loop's W −= clone(V). Groups and chunks are independent (no parameter appears twice,
-    see `_can_fuse`), so their order does not matter. `grads` are not modified: the first op that
-    touches them writes new tensors (or, with iter_size 1 and λ = 0, only reads them).
+    The rules (`fused_rule`, beside each type's per-parameter rule) are the loop's own
+    element-wise ops on the same operands with the same scalars, one parameter at a time (on
+    the CPU `_foreach_*` runs the ordinary kernel per tensor; on CUDA its fused kernels compute
+    in the same opmath type), so the rounding is the same. Groups and chunks are independent
+    (no parameter appears twice, see `_can_fuse`), so their order does not matter. `grads` are
+    not modified: the first op that would write them writes new tensors (or, with iter_size 1
+    and λ = 0, they are only read).
     """
     _check_iter_size(solver.iter_size)
     _check_regularization_type(solver.regularization_type)
+    rule = UPDATE_RULES[solver.type]
     scale = _f32(np.float32(1) / np.float32(solver.iter_size)) if solver.iter_size > 1 else None
     l1 = solver.regularization_type == "L1"
-    m = solver.momentum
-    groups: dict[tuple, tuple[list[Tensor], list[Tensor], list[Tensor]]] = {}
+    groups: dict[tuple, tuple[list[Tensor], list[Tensor], list[list[Tensor]]]] = {}
     for param, grad, history, lr_mult, decay_mult in zip(params, grads, histories, lr_mults,
                                                          decay_mults):
         key = (lr_mult, decay_mult, param.device, param.dtype)
         group = groups.get(key)
         if group is None:
-            group = groups[key] = ([], [], [])
+            group = groups[key] = ([], [], [[] for _ in range(rule.history)])
         group[0].append(param)
         group[1].append(grad)
-        group[2].append(history[0])
-    nesterov_scale = _f32(np.float32(1) + np.float32(m))
-    for (lr_mult, decay_mult, device, _), (ws, gs, vs) in groups.items():
+        for k, tensor in enumerate(history):
+            group[2][k].append(tensor)
+    for (lr_mult, decay_mult, device, _), (ws, gs, hs) in groups.items():
         lr = local_rate(rate, lr_mult)
         decay = local_decay(solver.weight_decay, decay_mult)
         for lo, hi in _chunks(ws, CPU_CHUNK if device.type == "cpu" else None):
-            w, g, v = ws[lo:hi], gs[lo:hi], vs[lo:hi]
+            w, g = ws[lo:hi], gs[lo:hi]
             if scale is not None:
                 g = torch._foreach_mul(g, scale)
             if decay != 0:
@@ -490,17 +581,7 @@ def fused_update(solver: caffe_pb2.SolverParameter, params: Sequence[Tensor],
                     torch._foreach_add_(g, reg, alpha=decay)
                 else:
                     g = torch._foreach_add(g, reg, alpha=decay)
-            if solver.type == "SGD":
-                torch._foreach_mul_(v, m)
-                torch._foreach_add_(v, g, alpha=lr)
-                torch._foreach_sub_(w, v)
-            else:
-                new = torch._foreach_mul(v, m)
-                torch._foreach_add_(new, g, alpha=lr)
-                u = torch._foreach_mul(new, nesterov_scale)
-                torch._foreach_sub_(u, v, alpha=m)
-                torch._foreach_copy_(v, new)
-                torch._foreach_sub_(w, u)
+            torch._foreach_sub_(w, rule.fused(g, [h[lo:hi] for h in hs], lr, solver, iteration))
 
 
 CPU_CHUNK = 1 << 16
@@ -539,10 +620,10 @@ def caffe_apply_update(solver: caffe_pb2.SolverParameter, params: Sequence[Tenso
     `grads` are the gradients summed over the iter_size passes (not modified); `params` are
     updated in place, `histories` too. The caller increments the iteration afterwards.
 
-    For SGD and Nesterov (`FUSED_TYPES`) step 3 runs as `fused_update`: a few `torch._foreach_*`
-    ops per (lr_mult, decay_mult, device, dtype) group instead of ~5 small ops per parameter,
-    with bit-identical results. `fused=False` forces the per-parameter loop (the reference the
-    tests compare against); the other types always take it.
+    Step 3 runs as `fused_update`: a few `torch._foreach_*` ops per (lr_mult, decay_mult,
+    device, dtype) group instead of 5 to 14 small ops per parameter, with bit-identical results.
+    `fused=False` forces the per-parameter loop (the reference the tests compare against), as
+    do a parameter listed twice and a type without a fused form.
     """
     n = len(params)
     if not (len(grads) == len(histories) == len(lr_mults) == len(decay_mults) == n):
@@ -551,7 +632,8 @@ def caffe_apply_update(solver: caffe_pb2.SolverParameter, params: Sequence[Tenso
     rate, current_step = learning_rate(solver, iteration, current_step)
     clip = clip_gradients(grads, solver.clip_gradients)
     if fused and _can_fuse(solver, params, histories):
-        fused_update(solver, params, clip.grads, histories, lr_mults, decay_mults, rate)
+        fused_update(solver, params, clip.grads, histories, lr_mults, decay_mults, rate,
+                     iteration)
         return StepResult(rate, current_step, clip)
     for param, grad, history, lr_mult, decay_mult in zip(params, clip.grads, histories,
                                                          lr_mults, decay_mults):

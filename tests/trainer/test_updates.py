@@ -2,6 +2,7 @@
 from the formulas) and against torch.optim where the two agree or, by design, disagree."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -431,11 +432,29 @@ def _run_update(s, params, grads, fused, iters=5):
     return params, histories, steps
 
 
+ALL_TYPES = ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"]
+NO_MOMENTUM = ("AdaGrad", "RMSProp")                    # check_solver refuses momentum for them
+
+
 def _fused_solver(kind, momentum, iter_size, reg, clip):
-    # step policy with stepsize 2: the rate changes between iterations 1 and 2 and 3 and 4
+    # step policy with stepsize 2: the rate changes between iterations 1 and 2 and 3 and 4;
+    # AdaDelta's delta is the one of Caffe's example
+    if kind in NO_MOMENTUM:
+        momentum = 0.0
     return solver(type=kind, base_lr=0.05, lr_policy="step", gamma=0.3, stepsize=2,
                   momentum=momentum, weight_decay=0.004, regularization_type=reg,
-                  iter_size=iter_size, clip_gradients=clip)
+                  iter_size=iter_size, clip_gradients=clip, rms_decay=0.98,
+                  delta=1e-6 if kind == "AdaDelta" else 1e-8)
+
+
+def _assert_same_update(fused, ref, dtype=None):
+    """Parameters and every history set bit for bit (and of `dtype`)."""
+    (p_fus, h_fus, _), (p_ref, h_ref, _) = fused, ref
+    for a, b in zip(p_fus, p_ref):
+        assert (dtype is None or a.dtype == dtype) and torch.equal(a, b)
+    assert [len(h) for h in h_fus] == [len(h) for h in h_ref]
+    for a, b in zip(sum(h_fus, []), sum(h_ref, [])):
+        assert (dtype is None or a.dtype == dtype) and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("chunk", [updates.CPU_CHUNK, 20])
@@ -443,21 +462,20 @@ def _fused_solver(kind, momentum, iter_size, reg, clip):
 @pytest.mark.parametrize("clip", [-1.0, 8.0])
 @pytest.mark.parametrize("reg", ["L2", "L1"])
 @pytest.mark.parametrize("iter_size", [1, 3])
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-@pytest.mark.parametrize("kind", ["SGD", "Nesterov"])
+@pytest.mark.parametrize("kind, momentum", [(kind, m) for kind in ALL_TYPES for m in (0.0, 0.9)
+                                            if not (m and kind in NO_MOMENTUM)])
 def test_fused_update_equals_the_per_parameter_loop_exactly(kind, momentum, iter_size, reg,
                                                              clip, dtype, chunk, monkeypatch):
     # chunk 20: the CPU groups split into runs (of tensors larger than 20 values, alone, and
     # of small ones together)
     monkeypatch.setattr(updates, "CPU_CHUNK", chunk)
     s = _fused_solver(kind, momentum, iter_size, reg, clip)
+    check_solver(s)
     start, grads = _fused_case(dtype)
-    p_ref, h_ref, st_ref = _run_update(s, start, grads, fused=False)
-    p_fus, h_fus, st_fus = _run_update(s, start, grads, fused=True)
-    for a, b in zip(p_fus, p_ref):
-        assert a.dtype == dtype and torch.equal(a, b)
-    for (a,), (b,) in zip(h_fus, h_ref):
-        assert a.dtype == dtype and torch.equal(a, b)
+    ref = _run_update(s, start, grads, fused=False)
+    fused = _run_update(s, start, grads, fused=True)
+    _assert_same_update(fused, ref, dtype)
+    p_fus, st_fus, st_ref = fused[0], fused[2], ref[2]
     assert [st.rate for st in st_fus] == [st.rate for st in st_ref]
     assert len({st.rate for st in st_fus}) == 3                         # the rate did change
     assert [st.clip.clipped for st in st_fus] == [st.clip.clipped for st in st_ref]
@@ -474,15 +492,20 @@ def test_cpu_chunks_are_runs_of_consecutive_tensors():
     assert updates._chunks([], 12) == [(0, 0)]
 
 
-def test_fused_path_is_taken_for_sgd_and_nesterov_only(monkeypatch):
+def test_fused_path_is_taken_for_every_type_unless_told_or_missing(monkeypatch):
     calls = []
     real = updates.fused_update
     monkeypatch.setattr(updates, "fused_update", lambda *a: calls.append(a[0].type) or real(*a))
     start, grads = _fused_case(torch.float32, iters=1)
-    for kind in ("SGD", "Nesterov", "AdaGrad", "Adam"):
+    for kind in ALL_TYPES:
         _run_update(solver(type=kind, base_lr=0.01, lr_policy="fixed"), start, grads, True, 1)
     _run_update(solver(type="SGD", base_lr=0.01, lr_policy="fixed"), start, grads, False, 1)
-    assert calls == ["SGD", "Nesterov"]
+    assert calls == ALL_TYPES
+    # a type registered without a fused form takes the loop
+    monkeypatch.setitem(updates.UPDATE_RULES, "Adam",
+                        dataclasses.replace(updates.UPDATE_RULES["Adam"], fused=None))
+    _run_update(solver(type="Adam", base_lr=0.01, lr_policy="fixed"), start, grads, True, 1)
+    assert calls == ALL_TYPES
 
 
 def test_a_parameter_listed_twice_takes_the_loop():
@@ -509,6 +532,9 @@ def test_fused_update_refuses_what_the_loop_refuses():
         with pytest.raises(ValueError, match="keeps 1"):
             caffe_apply_update(solver(type="Nesterov", lr_policy="fixed"), [w], [g], [[]],
                                [1.0], [1.0], 0, fused=fused)
+        with pytest.raises(ValueError, match="keeps 2"):
+            caffe_apply_update(solver(type="Adam", lr_policy="fixed"), [w], [g],
+                               [[t32(0.0, 0.0)]], [1.0], [1.0], 0, fused=fused)
 
 
 def test_reference_function_is_the_loop():
@@ -528,13 +554,11 @@ def test_reference_function_is_the_loop():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("kind", ["SGD", "Nesterov"])
+@pytest.mark.parametrize("kind", ALL_TYPES)
 @pytest.mark.parametrize("reg", ["L2", "L1"])
 def test_fused_update_equals_the_loop_on_cuda(kind, reg, dtype):
     # CUDA's _foreach kernels are not the ordinary ones; they compute in the same opmath type.
     s = _fused_solver(kind, 0.9, 3, reg, 8.0)
     start, grads = _fused_case(dtype, device="cuda")
-    p_ref, h_ref, _ = _run_update(s, start, grads, fused=False)
-    p_fus, h_fus, _ = _run_update(s, start, grads, fused=True)
-    assert all(torch.equal(a, b) for a, b in zip(p_fus, p_ref))
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(h_fus, h_ref))
+    ref = _run_update(s, start, grads, fused=False)
+    _assert_same_update(_run_update(s, start, grads, fused=True), ref, dtype)
