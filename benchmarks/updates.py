@@ -3,8 +3,8 @@
     python benchmarks/updates.py [--device cpu|cuda] [--runs 20] [--type SGD|...|Adam]
                                  [--iter-size 1] [--classes 1000] [--out results.json]
 
-One run is one `trainer.updates.caffe_apply_update` (momentum 0.9 (0 for AdaGrad and RMSProp,
-which refuse it), momentum2 0.999, weight decay 2e-4, L2,
+One run is one `trainer.updates.caffe_apply_update` (momentum 0.9, or 0 for AdaGrad and RMSProp,
+which refuse it; momentum2 0.999; weight decay 2e-4, L2;
 lr_mult/decay_mult from the prototxt) over GoogLeNet's learnable parameters as DIGITS' train_val
 builds them (128 tensors, 13.4 M values with 1000 classes: lr_mult 1/decay_mult 1 weights,
 lr_mult 2/decay_mult 0 biases), with seeded random gradients. The reference (`fused=False`, the

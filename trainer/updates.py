@@ -61,8 +61,8 @@ holds them in a Dtype (local_rate, local_decay, 1/iter_size, 1 âˆ’ m, Adam's lrÂ
 tensor arithmetic runs in the tensors' own dtype (float32 in training; float64 tensors give a
 float64 replay). Errors are SolverConfigError (trainer.lr_policies).
 
-Speed: the steps above, written per parameter, cost 5 to 14 small tensor ops each, each a kernel
-launch on a GPU (GoogLeNet's 128 tensors: 640 ops per update for SGD, 1,408 for Adam;
+Speed: the steps above, written per parameter, cost 5 to 14 small tensor ops each, nearly all
+kernel launches on a GPU (GoogLeNet's 128 tensors: 640 ops per update for SGD, 1,408 for Adam;
 benchmarks/updates.py). `caffe_apply_update` runs step 3 as `fused_update`: the same element-wise
 ops with the same scalars, but as `torch._foreach_*` ops over groups of params sharing (lr_mult,
 decay_mult, device, dtype), so each group costs a handful of launches (GoogLeNet: 7 _foreach ops

@@ -447,14 +447,12 @@ def _fused_solver(kind, momentum, iter_size, reg, clip):
                   delta=1e-6 if kind == "AdaDelta" else 1e-8)
 
 
-def _assert_same_update(fused, ref, dtype=None):
-    """Parameters and every history set bit for bit (and of `dtype`)."""
+def _assert_same_update(fused, ref, dtype):
+    """Parameters and every history set bit for bit, all of `dtype`."""
     (p_fus, h_fus, _), (p_ref, h_ref, _) = fused, ref
-    for a, b in zip(p_fus, p_ref):
-        assert (dtype is None or a.dtype == dtype) and torch.equal(a, b)
     assert [len(h) for h in h_fus] == [len(h) for h in h_ref]
-    for a, b in zip(sum(h_fus, []), sum(h_ref, [])):
-        assert (dtype is None or a.dtype == dtype) and torch.equal(a, b)
+    for a, b in zip(p_fus + sum(h_fus, []), p_ref + sum(h_ref, [])):
+        assert a.dtype == dtype and torch.equal(a, b)
 
 
 @pytest.mark.parametrize("chunk", [updates.CPU_CHUNK, 20])
