@@ -505,7 +505,7 @@ class Run:
     def train_fast(self, r: dict) -> None:
         self._variant(r, "fast", fast=True, graphs=self.args.fast_graphs)
 
-    def train_recipe(self, r: dict, number: int = 1) -> None:
+    def train_recipe(self, r: dict, number: int) -> None:
         """train_fast's training of a job made with other solver settings (the `number`th
         --recipe-flags); its metrics go into metrics-recipe.csv under its number."""
         if len(self.args.recipe_flags) < number:
