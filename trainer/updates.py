@@ -392,7 +392,12 @@ def adagrad(grad: Tensor, history: Sequence[Tensor], lr: float,
     """h = h + g²; u = lr·g / (√h + δ). (torch.optim.Adagrad with its defaults: the same.)"""
     h, = history
     h.add_(grad * grad)
-    return (grad / h.sqrt().add_(solver.delta)).mul_(lr)
+    return _over_root(grad, h, solver.delta, lr)
+
+
+def _over_root(x: Tensor, h: Tensor, delta: float, scale: float) -> Tensor:
+    """scale·x / (√h + δ), as AdaGrad's, RMSProp's and Adam's C++ compute it (a new tensor)."""
+    return (x / h.sqrt().add_(delta)).mul_(scale)
 
 
 @fused_rule("AdaGrad")
@@ -404,7 +409,7 @@ def _adagrad_fused(g, history, lr, solver, iteration):
 
 def _fused_over_root(x: list[Tensor], h: list[Tensor], delta: float,
                      scale: float) -> list[Tensor]:
-    """The loop's `(x / h.sqrt().add_(δ)).mul_(scale)` over lists (new tensors)."""
+    """`_over_root` over lists (new tensors)."""
     root = torch._foreach_sqrt(h)
     torch._foreach_add_(root, delta)
     u = torch._foreach_div(x, root)
@@ -420,7 +425,7 @@ def rmsprop(grad: Tensor, history: Sequence[Tensor], lr: float,
     h, = history
     rho = solver.rms_decay
     h.mul_(rho).add_(grad * grad, alpha=_one_minus(rho))
-    return (grad / h.sqrt().add_(solver.delta)).mul_(lr)
+    return _over_root(grad, h, solver.delta, lr)
 
 
 @fused_rule("RMSProp")
@@ -479,7 +484,7 @@ def adam(grad: Tensor, history: Sequence[Tensor], lr: float,
     b1, b2 = solver.momentum, solver.momentum2
     m1.mul_(b1).add_(grad, alpha=_one_minus(b1))
     v.mul_(b2).add_(grad * grad, alpha=_one_minus(b2))
-    return (m1 / v.sqrt().add_(solver.delta)).mul_(_adam_step(lr, solver, iteration))
+    return _over_root(m1, v, solver.delta, _adam_step(lr, solver, iteration))
 
 
 def _adam_step(lr: float, solver: caffe_pb2.SolverParameter, iteration: int) -> float:

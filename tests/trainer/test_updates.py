@@ -432,7 +432,7 @@ def _run_update(s, params, grads, fused, iters=5):
     return params, histories, steps
 
 
-ALL_TYPES = ["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam"]
+ALL_TYPES = updates.supported_types()
 NO_MOMENTUM = ("AdaGrad", "RMSProp")                    # check_solver refuses momentum for them
 
 
