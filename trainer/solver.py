@@ -32,6 +32,7 @@ import secrets
 import signal
 import threading
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,8 +261,13 @@ class Solver:
         if self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward_model = DistributedDataParallel(self.train.model, device_ids=ids,
-                                                         broadcast_buffers=False)
+            # buffers are not synced at each forward (Caffe's solvers never did); torch 2.13
+            # renames the flag, which the GPU image's 2.11 lacks: keep it, without its warning
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "`broadcast_buffers` is deprecated",
+                                        FutureWarning)
+                self.forward_model = DistributedDataParallel(self.train.model, device_ids=ids,
+                                                             broadcast_buffers=False)
         self.train_step = self._eager_train_step
         self.test_steps = [None] * len(self.tests)
         self.graphs_note = ""
@@ -372,6 +378,7 @@ class Solver:
         previous = ({sig: signal.signal(sig, self._on_sigint) for sig in STOP_SIGNALS}
                     if _main_thread() else None)
         self._bar = self._progress(start_iter)
+        together = False  # whether every process ends here at the same iteration
         try:
             self._step(self.param.max_iter - self.iteration, result)
             if self.iteration > start_iter:
@@ -393,6 +400,10 @@ class Solver:
                 if self.param.test_interval and self.iteration % self.param.test_interval == 0:
                     self._test_all(result)
                 self.log("done", "Optimization Done.")
+            together = True
+        except TrainingDiverged:
+            together = True  # every process raises it, at the same iteration
+            raise
         finally:
             if self._bar is not None:
                 self._bar.close()
@@ -403,7 +414,7 @@ class Solver:
             self.metrics.close()
             self.batches.close()
             self.log.close()
-            distributed.stop(self.dist)
+            distributed.stop(self.dist, self.device, together)
         result.iteration = self.iteration
         result.stop_signal = self.stop_signal
         result.seconds = time.time() - start_time

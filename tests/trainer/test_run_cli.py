@@ -96,6 +96,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun_two(solver: Path) -> subprocess.CompletedProcess:
+    """`trainer run solver` as 2 CPU processes under torchrun (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+                           "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
+                           str(_free_port()), "-m", "trainer", "run", str(solver), "--no-progress"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path, rng):
     """torchrun, 2 CPU processes with batch 4 each = 1 process with batch 8: the same records
@@ -106,12 +115,9 @@ def test_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path, rn
     two = tiny.write_job(tmp_path / "two", folder, train_batch=4, **common)
     one = tiny.write_job(tmp_path / "one", folder, train_batch=8, **common)
     assert main(["run", str(one), "--no-progress"]) == 0
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
-                           "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
-                           str(_free_port()), "-m", "trainer", "run", str(two), "--no-progress"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = _torchrun_two(two)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Warning" not in proc.stderr, proc.stderr[-3000:]
     assert "2 processes, global batch 8" in (tmp_path / "two" / "caffe_output.log").read_text()
     a = read_caffemodel(tmp_path / "one" / "snapshot_iter_8.caffemodel")
     b = read_caffemodel(tmp_path / "two" / "snapshot_iter_8.caffemodel")
@@ -119,6 +125,20 @@ def test_two_gloo_processes_equal_one_process_with_the_global_batch(tmp_path, rn
         for x, y in zip(la.blobs, lb.blobs):
             np.testing.assert_allclose(blob_array(x), blob_array(y), rtol=1e-5, atol=1e-6)
     assert any(len(l.blobs) for l in a.layer)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_diverge_together_with_one_error_and_no_abort(tmp_path, rng):
+    """A NaN loss stops both processes at the same iteration (one all_reduce of the flags): the
+    run fails with the hint, not with a hang or a process killed by std::terminate."""
+    folder = tmp_path / "data"
+    tiny.make_dataset(folder, rng, n_train=40, n_val=10)
+    job = tiny.write_job(tmp_path / "j", folder, base_lr=1e30, lr_policy="fixed", max_iter=50,
+                         test_interval=0, snapshot=0)
+    proc = _torchrun_two(job)
+    assert proc.returncode != 0
+    assert "training diverged. Try decreasing the learning rate" in proc.stdout
+    assert "terminate called" not in proc.stderr and "SIGABRT" not in proc.stderr, proc.stderr
 
 
 def test_a_truncated_dataset_is_one_error_line_not_a_traceback(tmp_path, rng, capsys):
