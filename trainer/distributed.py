@@ -50,9 +50,9 @@ def stop(ctx: Dist, device: torch.device, together: bool) -> None:
     and it drains gloo's worker threads: a worker drops a collective's tensors after the Python
     call that waited for it has returned, and dropping a tensor that has a Python object takes
     the GIL; at interpreter exit that ends the thread inside a destructor and std::terminate
-    aborts the process (about 1 run in 20 of 2 CPU processes, torch 2.13). The barrier's wait releases
-    the GIL, so that work is dropped while the interpreter still runs. After an error on one
-    process only, a barrier would hang: none then."""
+    aborts the process (about 1 run in 20 of 2 CPU processes, torch 2.13). The barrier's wait
+    releases the GIL, so that work is dropped while the interpreter still runs. After an error
+    on one process only, a barrier would hang: none then."""
     if ctx.active and dist.is_initialized():
         if together:  # nccl: name the process's GPU rather than let torch guess it
             dist.barrier(device_ids=[device.index] if device.type == "cuda" else None)
