@@ -46,7 +46,7 @@ print(json.dumps(worst))
 """
 
 
-def test_the_first_parallel_call_of_each_function_is_exact_to_float32(tmp_path):
+def test_the_first_parallel_call_of_each_function_is_exact_to_float32():
     """A fresh process, two intra-op threads already running, each function's first call over
     two threads' chunks: within a few float32 ulps of the float64 result (oneMKL's race gave one
     chunk errors of 2,700 ulps)."""
