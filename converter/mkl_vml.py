@@ -13,13 +13,13 @@ Seen here: the first Adam update of `benchmarks/updates.py`, in a pytest process
 had already started torch's OpenMP threads. One thread's half of the first `sqrt` (conv1's
 9,408 values) came out with relative errors up to 3.2e-4 (about 2,700 float32 ulps, where the
 correct result is within 1), so w -= u differed from the fused path's by up to 3.2e-6; in 5
-pytest runs of 16 (0 of 15 with the warm-up). In training the same race would give one chunk of the first sqrt, exp, log or tanh
-of every fresh process the wrong rounding.
+pytest runs of 16 (0 of 15 with the warm-up). In training the same race would give one chunk of
+the first sqrt, exp, log or tanh of every fresh process the wrong rounding.
 
 `warm_up` calls each function once on one value of each precision. One value is below the
 parallel grain, so the call runs on the calling thread alone and oneMKL settles its choice before
-any two threads can race for it. It costs about 1.5 ms, once per process (the
-`converter` package runs it on import; trainer, inference and the benchmarks all import it).
+any two threads can race for it. It costs about 1.5 ms, once per process (the `converter`
+package runs it on import; trainer, inference and the benchmarks all import it).
 """
 from __future__ import annotations
 
