@@ -49,7 +49,7 @@ for f in "${MNIST_FILES[@]}"; do
   if ! cmp -s "$MNIST_DIR/$f" "$GPU/mnist/$f"; then cp "$MNIST_DIR/$f" "$GPU/mnist/$f"; fi
 done
 
-# -- lmdb and protobuf wheels, the versions of our venv -----------------------------------
+# -- lmdb, protobuf and isal wheels, the versions of our venv ------------------------------
 [ -x "$VENV_PYTHON" ] || die "$VENV_PYTHON not found; create the venv first (README: python3 -m venv .venv && .venv/bin/pip install -e '.[test]')"
 PB_VERSION=$("$VENV_PYTHON" -c "import google.protobuf as p; print(p.__version__)") \
   || die "cannot read protobuf's version from $VENV_PYTHON"
